@@ -1,0 +1,198 @@
+import type { Typed, ValueOf } from './schema.js';
+
+/** Key types a table may use. Keys are routed to partitions by their decimal/string form. */
+export type TableKeyType = 'string' | 'int' | 'long';
+type KeyValue<K extends TableKeyType> = K extends 'string' ? string : number;
+
+/**
+ * Where a table's rows live:
+ * - `partitioned` (default): each key lives in the partition its key hashes to; a handler may only
+ *   write keys of its own partition.
+ * - `local`: every partition keeps its own rows under any key (per-partition aggregates, like a
+ *   VoltDB partitioned view); queries merge them.
+ */
+export type TableScope = 'partitioned' | 'local';
+
+export interface TableDef<K extends string | number = string | number, V = unknown> {
+  readonly key: TableKeyType;
+  readonly value: Typed<V>;
+  readonly scope: TableScope;
+  /** Compile-time only. */
+  readonly __key?: K;
+}
+
+export interface GlobalTableDef<K extends string | number = string | number, V = unknown>
+  extends TableDef<K, V> {
+  /** Rows loaded into every partition at start; validated against the value schema. */
+  readonly load: (settings: Readonly<Record<string, unknown>>) => Iterable<readonly [K, V]>;
+}
+
+/** Declares a table: `table({ key: 'string', value: record<PhoneVotes>(...) })`. */
+export function table<K extends TableKeyType, V>(def: {
+  key: K;
+  value: Typed<V>;
+  scope?: TableScope;
+}): TableDef<KeyValue<K>, V> {
+  return { key: def.key, value: def.value, scope: def.scope ?? 'partitioned' };
+}
+
+/** Declares a global (read-only, present in every partition) table loaded at start. */
+export function globalTable<K extends TableKeyType, V>(def: {
+  key: K;
+  value: Typed<V>;
+  load: (settings: Readonly<Record<string, unknown>>) => Iterable<readonly [KeyValue<K>, V]>;
+}): GlobalTableDef<KeyValue<K>, V> {
+  return { key: def.key, value: def.value, scope: 'partitioned', load: def.load };
+}
+
+type KeyOfTable<T> = T extends TableDef<infer K, unknown> ? K : never;
+type ValueOfTable<T> = T extends TableDef<string | number, infer V> ? V : never;
+
+/** Options of an ordered scan. Keys ascend: numbers numerically, strings by UTF-16 code unit. */
+export interface ScanOptions<K> {
+  /** Start strictly after this key (paging). */
+  after?: K;
+  /** At most this many rows. */
+  limit?: number;
+}
+
+/** What every reader of a table can do. */
+export interface ReadonlyTable<K, V> {
+  get(key: K): V | undefined;
+  has(key: K): boolean;
+  /** Rows in ascending key order. */
+  scan(options?: ScanOptions<K>): Array<[K, V]>;
+  readonly size: number;
+}
+
+/** A table inside a handler: writes are part of the handler's transaction. Values are frozen. */
+export interface Table<K, V> extends ReadonlyTable<K, V> {
+  put(key: K, value: V): void;
+  delete(key: K): boolean;
+}
+
+export type EventMap = Record<string, Typed<unknown>>;
+export type TableMap = Record<string, TableDef>;
+export type GlobalTableMap = Record<string, GlobalTableDef>;
+export type Settings = Record<string, unknown>;
+export type OutputMap<E extends EventMap> = { [K in keyof E]?: string };
+
+export interface EmitOptions {
+  /** Partition key of the emitted event; defaults to the handled event's partition key. */
+  key?: string;
+}
+
+/** The handler's view of the world while it handles one event. */
+export interface ProcedureContext<
+  E extends EventMap,
+  T extends TableMap,
+  G extends GlobalTableMap,
+  S extends Settings,
+  O extends OutputMap<E>,
+> {
+  readonly tables: { readonly [N in keyof T]: Table<KeyOfTable<T[N]>, ValueOfTable<T[N]>> };
+  readonly globals: { readonly [N in keyof G]: ReadonlyTable<KeyOfTable<G[N]>, ValueOfTable<G[N]>> };
+  readonly settings: Readonly<S>;
+  /** Full Avro name of the event being handled. */
+  readonly eventType: string;
+  readonly partition: number;
+  readonly offset: number;
+  /** The record's timestamp (ms since epoch). Use this, never `Date.now()`. */
+  readonly timestamp: number;
+  /** Deterministic randomness seeded from topic, partition and offset. Use this, never `Math.random()`. */
+  random(): number;
+  /** Emits a derived event to its output topic, atomically with the handler's state writes. */
+  emit<K extends keyof O & keyof E & string>(type: K, value: ValueOf<E[K]>, options?: EmitOptions): void;
+}
+
+/** A read-only context for queries: no `put`, no `emit`. */
+export interface QueryContext<T extends TableMap, G extends GlobalTableMap, S extends Settings> {
+  readonly tables: { readonly [N in keyof T]: ReadonlyTable<KeyOfTable<T[N]>, ValueOfTable<T[N]>> };
+  readonly globals: { readonly [N in keyof G]: ReadonlyTable<KeyOfTable<G[N]>, ValueOfTable<G[N]>> };
+  readonly settings: Readonly<S>;
+  readonly partition: number;
+}
+
+export interface ProcedureDef<Ev, Ctx> {
+  /** The key that routes this event to its partition (Kafka murmur2 over its UTF-8 form). */
+  partitionKey(event: Ev): string | number;
+  /** Synchronous and deterministic: a function of (ctx, event) only. Throwing rolls back. */
+  handle(ctx: Ctx, event: Ev): void;
+  /** Event names this procedure may emit; checked against the app's outputs at start. */
+  emits?: readonly string[];
+}
+
+export interface QueryDef<Partial, Result, QCtx> {
+  /** Runs on every partition's committed state. */
+  partition(ctx: QCtx, params: Readonly<Record<string, string>>): Partial;
+  /** Combines the partitions' answers into the response. */
+  merge(parts: Partial[], params: Readonly<Record<string, string>>): Result;
+}
+
+export interface InputDef<E extends EventMap> {
+  topic: string;
+  events: ReadonlyArray<keyof E & string>;
+}
+
+/** What a user writes: the whole app in one object. */
+export interface AppSpec<
+  E extends EventMap,
+  T extends TableMap,
+  G extends GlobalTableMap,
+  S extends Settings,
+  O extends OutputMap<E>,
+> {
+  /** Names the consumer group, transactional ids and internal topics (`<name>-changelog`, `<name>-dlq`). */
+  name: string;
+  /** Number of partitions; every input topic must have exactly this many. */
+  partitions: number;
+  /** Event types by short name; each value is an Avro record schema whose full name is the event type. */
+  events: E;
+  tables?: T;
+  globalTables?: G;
+  /** App settings with their defaults; overridable in config (`settings:`) and by `FARAD_SETTINGS_<NAME>`. */
+  settings?: S;
+  inputs: ReadonlyArray<InputDef<E>>;
+  /** Output topic per emitted event. */
+  outputs?: O;
+  procedures: {
+    [K in keyof E]?: ProcedureDef<ValueOf<E[K]>, ProcedureContext<E, T, G, S, O>>;
+  };
+  /**
+   * Named queries, run on every partition's committed state and merged:
+   * `queries: (query) => ({ top: query({ partition: (ctx) => ..., merge: (parts) => ... }) })`.
+   */
+  queries?: (query: QueryBuilder<QueryContext<T, G, S>>) => Record<string, AnyQueryDef<QueryContext<T, G, S>>>;
+}
+
+/** Typed constructor of queries, handed to `AppSpec.queries`. */
+export type QueryBuilder<QCtx> = <P, R>(def: QueryDef<P, R, QCtx>) => QueryDef<P, R, QCtx>;
+// Each query has its own partial type; the map can only say "some".
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyQueryDef<QCtx> = QueryDef<any, unknown, QCtx>;
+
+/** A defined app: the spec, erased to its runtime shape. */
+export interface App {
+  readonly spec: AppSpec<EventMap, TableMap, GlobalTableMap, Settings, OutputMap<EventMap>>;
+}
+
+/** Defines a farad app. Handlers are typed from the declared events, tables and outputs. */
+export function defineApp<
+  E extends EventMap,
+  T extends TableMap = Record<never, TableDef>,
+  G extends GlobalTableMap = Record<never, GlobalTableDef>,
+  S extends Settings = Record<never, never>,
+  O extends OutputMap<E> = Record<never, never>,
+>(spec: AppSpec<E, T, G, S, O>): App {
+  return { spec: spec as unknown as App['spec'] };
+}
+
+/** Identity helper that keeps a procedure's types when it is written outside `defineApp`. */
+export function procedure<Ev, Ctx>(def: ProcedureDef<Ev, Ctx>): ProcedureDef<Ev, Ctx> {
+  return def;
+}
+
+/** Identity helper for a named query (per-partition step + merge). */
+export function query<P, R, QCtx>(def: QueryDef<P, R, QCtx>): QueryDef<P, R, QCtx> {
+  return def;
+}

@@ -1,0 +1,232 @@
+import type avro from 'avsc';
+import { AppDefinitionError } from '../errors.js';
+import type { App, GlobalTableDef, ProcedureDef, QueryDef, TableDef, TableKeyType, TableScope } from './app.js';
+import { isAsyncFunction } from './determinism.js';
+import { parseType } from './schema.js';
+import { checkKey, deepFreeze, describeInvalid } from '../state/index.js';
+
+/** An event type after compilation: its alias in the app, its Avro full name and parsed type. */
+export interface CompiledEvent {
+  readonly alias: string;
+  readonly fullName: string;
+  readonly type: avro.Type;
+  /** Input topic that carries it, if any. */
+  readonly inputTopic: string | undefined;
+  /** Output topic it is emitted to, if any. */
+  readonly outputTopic: string | undefined;
+  readonly procedure: CompiledProcedure | undefined;
+}
+
+export interface CompiledProcedure {
+  readonly eventAlias: string;
+  readonly partitionKey: (event: unknown) => string | number;
+  readonly handle: (ctx: unknown, event: unknown) => unknown;
+}
+
+export interface CompiledTable {
+  readonly name: string;
+  readonly keyType: TableKeyType;
+  readonly valueType: avro.Type;
+  readonly scope: TableScope;
+  readonly global: boolean;
+}
+
+export interface CompiledGlobalTable extends CompiledTable {
+  /** Validated rows, loaded once and shared read-only by every partition. */
+  readonly rows: ReadonlyMap<string | number, unknown>;
+}
+
+export type CompiledQuery = QueryDef<unknown, unknown, unknown>;
+
+/** The runtime form of an app: everything resolved, checked and indexed. */
+export interface CompiledApp {
+  readonly name: string;
+  readonly partitions: number;
+  readonly settings: Readonly<Record<string, unknown>>;
+  readonly events: ReadonlyMap<string, CompiledEvent>;
+  readonly eventsByFullName: ReadonlyMap<string, CompiledEvent>;
+  readonly tables: ReadonlyMap<string, CompiledTable>;
+  readonly globalTables: ReadonlyMap<string, CompiledGlobalTable>;
+  readonly inputTopics: readonly string[];
+  readonly outputTopics: readonly string[];
+  readonly changelogTopic: string;
+  readonly deadLetterTopic: string;
+  readonly queries: ReadonlyMap<string, CompiledQuery>;
+}
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+const TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
+
+function fail(message: string): never {
+  throw new AppDefinitionError(message);
+}
+
+/**
+ * Checks an app definition for everything the type system cannot catch and builds its
+ * runtime indexes. `settingsOverride` comes from configuration.
+ */
+export function compileApp(app: App, settingsOverride: Record<string, unknown> = {}): CompiledApp {
+  const spec = app.spec;
+  if (typeof spec.name !== 'string' || !NAME.test(spec.name)) {
+    fail(`app name ${JSON.stringify(spec.name)} must match ${NAME} (it names topics and the consumer group)`);
+  }
+  if (!Number.isInteger(spec.partitions) || spec.partitions < 1 || spec.partitions > 10_000) {
+    fail(`app "${spec.name}": partitions must be an integer from 1 to 10000, got ${String(spec.partitions)}`);
+  }
+
+  const settings = compileSettings(spec.name, spec.settings ?? {}, settingsOverride);
+
+  const inputTopicOf = new Map<string, string>();
+  for (const input of spec.inputs) {
+    if (!TOPIC.test(input.topic)) fail(`input topic ${JSON.stringify(input.topic)} is not a valid topic name`);
+    for (const alias of input.events) {
+      if (!(alias in spec.events)) fail(`input topic "${input.topic}" lists event "${alias}", which is not in events`);
+      const previous = inputTopicOf.get(alias);
+      if (previous !== undefined) fail(`event "${alias}" is carried by two inputs ("${previous}" and "${input.topic}")`);
+      inputTopicOf.set(alias, input.topic);
+    }
+  }
+
+  const outputs = (spec.outputs ?? {}) as Record<string, string | undefined>;
+  for (const [alias, topic] of Object.entries(outputs)) {
+    if (!(alias in spec.events)) fail(`outputs names event "${alias}", which is not in events`);
+    if (topic === undefined || !TOPIC.test(topic)) fail(`output topic of "${alias}" (${JSON.stringify(topic)}) is not a valid topic name`);
+  }
+
+  const procedures = spec.procedures as Record<string, ProcedureDef<unknown, unknown> | undefined>;
+  const events = new Map<string, CompiledEvent>();
+  const eventsByFullName = new Map<string, CompiledEvent>();
+  for (const [alias, typed] of Object.entries(spec.events)) {
+    let type: avro.Type;
+    try {
+      type = parseType(typed.schema);
+    } catch (err) {
+      fail(`event "${alias}": invalid Avro schema: ${(err as Error).message}`);
+    }
+    if (type.typeName !== 'record' || !type.name) fail(`event "${alias}" must be a named Avro record (its full name is the event type)`);
+    const fullName = type.name;
+    const clash = eventsByFullName.get(fullName);
+    if (clash) fail(`events "${clash.alias}" and "${alias}" have the same Avro full name "${fullName}"; event types must be unique`);
+    const procedure = procedures[alias] ? compileProcedure(alias, procedures[alias], inputTopicOf, outputs, spec.events) : undefined;
+    const compiled: CompiledEvent = {
+      alias,
+      fullName,
+      type,
+      inputTopic: inputTopicOf.get(alias),
+      outputTopic: outputs[alias],
+      procedure,
+    };
+    events.set(alias, compiled);
+    eventsByFullName.set(fullName, compiled);
+  }
+  for (const alias of Object.keys(procedures)) {
+    if (!events.has(alias)) fail(`procedure "${alias}" handles an event that is not in events`);
+  }
+  for (const [alias, topic] of inputTopicOf) {
+    if (!procedures[alias]) fail(`input topic "${topic}" carries event "${alias}", but no procedure handles it`);
+  }
+
+  const tables = new Map<string, CompiledTable>();
+  for (const [name, def] of Object.entries(spec.tables ?? {})) tables.set(name, compileTable(name, def, false));
+  const globalTables = new Map<string, CompiledGlobalTable>();
+  for (const [name, def] of Object.entries(spec.globalTables ?? {})) {
+    if (tables.has(name)) fail(`"${name}" is both a table and a global table`);
+    globalTables.set(name, compileGlobalTable(name, def, settings));
+  }
+
+  const queries = new Map<string, CompiledQuery>();
+  const defined = spec.queries?.((def) => def) ?? {};
+  for (const [name, def] of Object.entries(defined)) {
+    if (!NAME.test(name)) fail(`query name ${JSON.stringify(name)} must match ${NAME}`);
+    if (typeof def.partition !== 'function' || typeof def.merge !== 'function') fail(`query "${name}" needs partition() and merge() functions`);
+    queries.set(name, def as CompiledQuery);
+  }
+
+  const inputTopics = [...new Set(spec.inputs.map((i) => i.topic))];
+  const outputTopics = [...new Set(Object.values(outputs).filter((t): t is string => t !== undefined))];
+  for (const topic of outputTopics) {
+    if (inputTopics.includes(topic)) fail(`topic "${topic}" is both an input and an output; farad would consume its own output`);
+  }
+  return {
+    name: spec.name,
+    partitions: spec.partitions,
+    settings,
+    events,
+    eventsByFullName,
+    tables,
+    globalTables,
+    inputTopics,
+    outputTopics,
+    changelogTopic: `${spec.name}-changelog`,
+    deadLetterTopic: `${spec.name}-dlq`,
+    queries,
+  };
+}
+
+function compileSettings(
+  app: string,
+  defaults: Record<string, unknown>,
+  override: Record<string, unknown>,
+): Readonly<Record<string, unknown>> {
+  const merged: Record<string, unknown> = { ...defaults };
+  for (const [key, value] of Object.entries(override)) {
+    if (!(key in defaults)) {
+      fail(`settings.${key} is not a setting of app "${app}" (known: ${Object.keys(defaults).join(', ') || 'none'})`);
+    }
+    const expected = typeof defaults[key];
+    // Environment overrides arrive as strings; coerce to the default's type.
+    let coerced = value;
+    if (typeof value === 'string' && expected === 'number') coerced = Number(value);
+    if (typeof value === 'string' && expected === 'boolean') coerced = value === 'true' ? true : value === 'false' ? false : value;
+    if (typeof coerced !== expected || (expected === 'number' && !Number.isFinite(coerced))) {
+      fail(`settings.${key} must be a ${expected}, got ${JSON.stringify(value)}`);
+    }
+    merged[key] = coerced;
+  }
+  return Object.freeze(merged);
+}
+
+function compileProcedure(
+  alias: string,
+  def: ProcedureDef<unknown, unknown>,
+  inputTopicOf: ReadonlyMap<string, string>,
+  outputs: Record<string, string | undefined>,
+  events: Record<string, unknown>,
+): CompiledProcedure {
+  if (typeof def.handle !== 'function') fail(`procedure "${alias}" has no handle() function`);
+  if (typeof def.partitionKey !== 'function') fail(`procedure "${alias}" has no partitionKey() function`);
+  if (isAsyncFunction(def.handle)) {
+    fail(`procedure "${alias}": handle() is async; handlers must be synchronous so they run as one transaction (do I/O outside farad and send its result as an event)`);
+  }
+  if (!inputTopicOf.has(alias)) fail(`procedure "${alias}" handles an event that no input topic carries; add it to an input's events`);
+  for (const emitted of def.emits ?? []) {
+    if (!(emitted in events)) fail(`procedure "${alias}" emits "${emitted}", which is not in events`);
+    if (!outputs[emitted]) fail(`procedure "${alias}" emits "${emitted}", which has no output topic; add it to outputs`);
+  }
+  return { eventAlias: alias, partitionKey: def.partitionKey, handle: def.handle };
+}
+
+function compileTable(name: string, def: TableDef, global: boolean): CompiledTable {
+  if (!NAME.test(name)) fail(`table name ${JSON.stringify(name)} must match ${NAME}`);
+  if (!['string', 'int', 'long'].includes(def.key)) fail(`table "${name}": key must be 'string', 'int' or 'long', got ${JSON.stringify(def.key)}`);
+  let valueType: avro.Type;
+  try {
+    valueType = parseType(def.value.schema);
+  } catch (err) {
+    fail(`table "${name}": invalid Avro value schema: ${(err as Error).message}`);
+  }
+  return { name, keyType: def.key, valueType, scope: def.scope, global };
+}
+
+function compileGlobalTable(name: string, def: GlobalTableDef, settings: Readonly<Record<string, unknown>>): CompiledGlobalTable {
+  const base = compileTable(name, def, true);
+  const rows = new Map<string | number, unknown>();
+  for (const [key, value] of def.load(settings)) {
+    const keyProblem = checkKey(base.keyType, key);
+    if (keyProblem) fail(`global table "${name}": key ${JSON.stringify(key)} ${keyProblem}`);
+    const problem = describeInvalid(base.valueType, value);
+    if (problem) fail(`global table "${name}", key ${JSON.stringify(key)}: ${problem.message}`);
+    rows.set(key, deepFreeze(value));
+  }
+  return { ...base, rows };
+}

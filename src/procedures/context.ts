@@ -1,0 +1,93 @@
+import { HandlerContractError } from '../errors.js';
+import {
+  CommittedTable,
+  GlobalTableView,
+  HandlerTable,
+  type PartitionState,
+  type TableReader,
+} from '../state/index.js';
+import type { CompiledApp, CompiledEvent } from './compile.js';
+import { eventSeed, seededRandom } from './determinism.js';
+
+/** An event a handler emitted, before the transport encodes and routes it. */
+export interface Emitted {
+  readonly event: CompiledEvent;
+  readonly value: unknown;
+  /** Explicit partition key, or undefined for the handled event's key. */
+  readonly key: string | undefined;
+}
+
+/**
+ * The `ctx` handed to handlers of one partition. One instance is reused for every event of the
+ * partition (the executor moves it to each event with `moveTo`), so handling allocates nothing
+ * unless the handler asks for randomness or emits.
+ */
+export class HandlerContext {
+  readonly tables: Record<string, HandlerTable>;
+  readonly globals: Record<string, GlobalTableView>;
+  readonly settings: Readonly<Record<string, unknown>>;
+  readonly partition: number;
+  eventType = '';
+  offset = 0;
+  timestamp = 0;
+  private topic = '';
+  private rng: (() => number) | undefined;
+  private emitted: Emitted[] = [];
+
+  constructor(
+    private readonly app: CompiledApp,
+    state: PartitionState,
+    globals: Record<string, GlobalTableView>,
+  ) {
+    this.partition = state.partition;
+    this.settings = app.settings;
+    this.tables = Object.fromEntries([...app.tables.keys()].map((name) => [name, new HandlerTable(state, name)]));
+    this.globals = globals;
+  }
+
+  /** Points the context at the next event; clears what the previous one emitted. */
+  moveTo(eventType: string, topic: string, offset: number, timestamp: number): void {
+    this.eventType = eventType;
+    this.topic = topic;
+    this.offset = offset;
+    this.timestamp = timestamp;
+    this.rng = undefined;
+    if (this.emitted.length > 0) this.emitted = [];
+  }
+
+  random(): number {
+    this.rng ??= seededRandom(eventSeed(this.topic, this.partition, this.offset));
+    return this.rng();
+  }
+
+  emit(alias: string, value: unknown, options?: { key?: string }): void {
+    const event = this.app.events.get(alias);
+    const context = { eventType: this.eventType, partition: this.partition, offset: this.offset };
+    if (!event) throw new HandlerContractError(`emit("${alias}"): no such event in the app`, context);
+    if (!event.outputTopic) {
+      throw new HandlerContractError(`emit("${alias}"): event has no output topic; add it to the app's outputs`, context);
+    }
+    // The value is validated when the executor encodes it, right after the handler returns.
+    this.emitted.push({ event, value, key: options?.key });
+  }
+
+  /** What the current event emitted so far. */
+  takeEmitted(): readonly Emitted[] {
+    return this.emitted;
+  }
+}
+
+/** Read-only views of one partition's committed state for queries. */
+export function queryContext(app: CompiledApp, state: PartitionState, globals: Record<string, TableReader>) {
+  return {
+    tables: Object.fromEntries([...app.tables.keys()].map((name) => [name, new CommittedTable(state, name)])),
+    globals,
+    settings: app.settings,
+    partition: state.partition,
+  };
+}
+
+/** The global tables of an app as read-only views, shared by every partition. */
+export function globalViews(app: CompiledApp): Record<string, GlobalTableView> {
+  return Object.fromEntries([...app.globalTables].map(([name, table]) => [name, new GlobalTableView(table.rows)]));
+}
