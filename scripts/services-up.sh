@@ -187,7 +187,7 @@ start_kafka() {
     else
       log "something already listens on $KAFKA_HOST:$KAFKA_PORT; reusing it"
     fi
-    kafka_wait_ready "$pid" || kafka_fail "$KAFKA_HOST:$KAFKA_PORT is taken but does not answer as a Kafka broker"
+    kafka_wait_ready "$pid" || die "$KAFKA_HOST:$KAFKA_PORT is taken but does not answer as a Kafka broker"
     return 0
   fi
   if [[ -n "$pid" ]]; then
@@ -220,11 +220,14 @@ start_kafka() {
   fi
 
   log "starting Kafka $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT (log: $KAFKA_LOG)"
+  # Fresh logs per start (previous start's kept as *.prev), so a failure's tail is this run's.
+  [[ -s "$KAFKA_LOG" ]] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.prev"
+  [[ -s "$KAFKA_OUT" ]] && mv -f "$KAFKA_OUT" "$KAFKA_OUT.prev"
   : >"$KAFKA_OUT"
   # setsid: own session, so Ctrl-C in the terminal that ran us does not reach it.
   # The inner sh writes its own pid and then execs java, so the pid file is java's.
   setsid nohup sh -c 'echo $$ >"$1"; shift; exec "$@"' _ "$KAFKA_PID" \
-    java -Xms128m -Xmx"$KAFKA_HEAP" -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    java -Xmx"$KAFKA_HEAP" -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
       -Dlog4j.configuration="file:$ROOT/services/kafka/log4j.properties" \
       -Dkafka.logs.dir="$SERVICES_DIR" \
       -cp "$KAFKA_LIB/*" kafka.Kafka "$KAFKA_CONF" \
@@ -247,6 +250,9 @@ start_kafka() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$KAFKA_PID"
+    if ((rc == 2)); then
+      kafka_fail "Kafka exited during startup"
+    fi
     kafka_fail "Kafka did not become ready within ${KAFKA_TIMEOUT}s"
   fi
   log "Kafka ready after $((SECONDS - t0))s (pid $pid)"

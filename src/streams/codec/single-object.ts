@@ -301,7 +301,8 @@ function invalidValue(reader: ReaderEntry, value: unknown, err: unknown): Schema
       detail = `expected ${describeType(type)}, got ${describeValue(val)}`;
     },
   });
-  const where = field ? `field "${field}"` : 'value';
+  if (field === '') field = undefined; // the value itself, not one of its fields
+  const where = field === undefined ? 'value' : `field "${field}"`;
   return new SchemaValidationError(`invalid "${reader.name}": ${where}: ${detail}`, { eventType: reader.name, field }, {
     cause: err,
   });

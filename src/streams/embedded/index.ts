@@ -1,0 +1,1 @@
+export { EmbeddedLog, type EmbeddedLogOptions } from './embedded-log.js';
