@@ -30,7 +30,7 @@ export function toPositive(n: number): number {
  * Node encodes them (`Buffer.from(key)`), i.e. the bytes that go on the wire as the record key.
  */
 export function partitionForKey(key: string | Uint8Array, numPartitions: number): number {
-  if (!(numPartitions >= 1 && numPartitions <= 0x7fffffff && Number.isInteger(numPartitions))) {
+  if (!(numPartitions > 0 && (numPartitions | 0) === numPartitions)) {
     throw new RangeError(`numPartitions must be a positive integer, got ${numPartitions}`);
   }
   const h = typeof key === 'string' ? murmur2String(key) : murmur2Range(key, key.length);
