@@ -20,3 +20,8 @@ export {
   type RecordSchema,
 } from './procedures/index.js';
 export * from './errors.js';
+export { startService, Ingest, type Service, type StartOptions } from './service/index.js';
+export { loadConfig, type Config, type ConfigInput } from './config/index.js';
+export { createLogger, type Logger } from './log.js';
+export { METRIC } from './metrics/index.js';
+export { EmbeddedLog, DLQ_HEADERS, type EventLog, type LogRecord, type OutRecord } from './streams/index.js';

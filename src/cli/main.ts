@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import { environmentVariables, loadConfig, type Config } from '../config/index.js';
+import { FaradError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { startService } from '../service/index.js';
+import { loadApp } from './load-app.js';
+import { produce } from './produce.js';
+
+const program = new Command('farad')
+  .description('farad: stored procedures over partitioned, replicated in-memory state, fed by Kafka or an embedded log')
+  .showHelpAfterError()
+  .addHelpText('after', `\nEvery setting can be overridden by environment:\n  ${environmentVariables().join('\n  ')}`);
+
+program
+  .command('run')
+  .description('run an app (transport from FARAD_TRANSPORT, embedded by default) until SIGINT/SIGTERM')
+  .requiredOption('--app <dir>', 'directory (or file) of the app: its default export is defineApp({...})')
+  .option('--config <file>', 'YAML or JSON configuration file')
+  .action(async (opts: { app: string; config?: string }) => {
+    const config = loadConfig({ file: opts.config });
+    const logger = createLogger(config.logLevel);
+    const app = await loadApp(opts.app);
+    const service = await startService(app, config, { logger });
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'stopping');
+      service.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'error while stopping');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+
+program
+  .command('produce')
+  .description('append events from JSON lines (one event per line) and show progress')
+  .requiredOption('--app <dir>', 'directory (or file) of the app')
+  .requiredOption('--type <event>', 'event type: Avro full name (voter.Vote) or short name (Vote)')
+  .option('--config <file>', 'YAML or JSON configuration file')
+  .option('--url <url>', 'send through a running farad at this URL instead of writing the log directly')
+  .addOption(new Option('--token <token>', 'bearer token for --url').env('FARAD_HTTP_TOKEN'))
+  .argument('[file]', "JSON-lines file, or '-' for standard input", '-')
+  .action(async (file: string, opts: { app: string; type: string; config?: string; url?: string; token?: string }) => {
+    const config: Config = loadConfig({ file: opts.config });
+    const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+    const app = await loadApp(opts.app);
+    await produce(app, config, { type: opts.type, input: file, url: opts.url, token: opts.token }, logger);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof FaradError) {
+    process.stderr.write(`farad: ${err.message}\n`);
+    process.exit(2);
+  }
+  throw err;
+}

@@ -1,0 +1,177 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+
+/**
+ * farad's configuration. Sources, lowest first: these defaults, the config file (YAML or JSON),
+ * then `FARAD_*` environment variables, one per field: the path in UPPER_SNAKE_CASE
+ * (`http.bodyLimitBytes` → `FARAD_HTTP_BODY_LIMIT_BYTES`); app settings are
+ * `FARAD_SETTINGS_<NAME>` (`maxVotesPerPhone` → `FARAD_SETTINGS_MAX_VOTES_PER_PHONE`).
+ */
+const configSchema = z
+  .object({
+    /** Where events flow: `embedded` (single node, files under dataDir) or `kafka`. Default `embedded`. */
+    transport: z.enum(['embedded', 'kafka']).default('embedded'),
+    /** Directory of the embedded log. Default `./data`. */
+    dataDir: z.string().min(1).default('./data'),
+    /** Longest time a batch stays open before it commits. Default 100 ms. */
+    commitIntervalMs: z.number().int().min(1).max(60_000).default(100),
+    /** Most input records per batch (per transaction). Default 10000. */
+    maxBatchRecords: z.number().int().min(1).max(1_000_000).default(10_000),
+    /** First delay before retrying a failed commit; doubles up to 30 s. Default 200 ms. */
+    retryBackoffMs: z.number().int().min(1).default(200),
+    /** Log level: fatal, error, warn, info, debug, trace or silent. Default `info`. */
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    http: z
+      .object({
+        /** Port of the HTTP API. Default 8080; 0 picks a free port. */
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** Address to listen on. Default `0.0.0.0`. */
+        host: z.string().min(1).default('0.0.0.0'),
+        /** When set, POST /events, /tables and /queries need `Authorization: Bearer <token>`. */
+        token: z.string().min(1).optional(),
+        /** Largest request body; larger ones get 413. Default 1 MiB. */
+        bodyLimitBytes: z.number().int().min(1024).default(1_048_576),
+      })
+      .strict()
+      .prefault({}),
+    /** Values of the app's `settings`, by name. */
+    settings: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** Leaf fields that environment variables may set, with how to parse them. */
+const ENV_FIELDS: ReadonlyArray<{ path: string; type: 'string' | 'number' }> = [
+  { path: 'transport', type: 'string' },
+  { path: 'dataDir', type: 'string' },
+  { path: 'commitIntervalMs', type: 'number' },
+  { path: 'maxBatchRecords', type: 'number' },
+  { path: 'retryBackoffMs', type: 'number' },
+  { path: 'logLevel', type: 'string' },
+  { path: 'http.port', type: 'number' },
+  { path: 'http.host', type: 'string' },
+  { path: 'http.token', type: 'string' },
+  { path: 'http.bodyLimitBytes', type: 'number' },
+];
+
+const SETTINGS_PREFIX = 'FARAD_SETTINGS_';
+
+/** `http.bodyLimitBytes` → `FARAD_HTTP_BODY_LIMIT_BYTES`. */
+export function envNameOf(path: string): string {
+  return 'FARAD_' + path.replace(/\./g, '_').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+/** `MAX_VOTES_PER_PHONE` → `maxVotesPerPhone`. */
+function camelOf(upperSnake: string): string {
+  return upperSnake.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+export interface LoadOptions {
+  /** Path of a YAML or JSON config file. */
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  /** Values that win over the file but not over the environment (CLI flags, tests). */
+  overrides?: ConfigInput;
+}
+
+/** Loads, merges and validates configuration; errors name the field and where it came from. */
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const sources = new Map<string, string>();
+  let raw: Record<string, unknown> = {};
+  if (options.file) {
+    raw = readConfigFile(options.file);
+    markSources(raw, '', `config file ${options.file}`, sources);
+  }
+  if (options.overrides) raw = merge(raw, options.overrides as Record<string, unknown>);
+
+  for (const field of ENV_FIELDS) {
+    const name = envNameOf(field.path);
+    const text = env[name];
+    if (text === undefined || text === '') continue;
+    const value = field.type === 'number' && /^-?\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : text;
+    raw = setPath(raw, field.path.split('.'), value);
+    sources.set(field.path, `environment variable ${name}`);
+  }
+  for (const [name, text] of Object.entries(env)) {
+    if (!name.startsWith(SETTINGS_PREFIX) || text === undefined) continue;
+    const key = camelOf(name.slice(SETTINGS_PREFIX.length));
+    raw = setPath(raw, ['settings', key], text);
+    sources.set(`settings.${key}`, `environment variable ${name}`);
+  }
+
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const path = issue.path.map(String).join('.');
+      const unknownKeys = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
+      const source = sources.get(path) ?? closestSource(path, sources) ?? 'configuration';
+      return `${path || '(top level)'}${unknownKeys}: ${issue.message} [from ${source}]`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`, { field: parsed.error.issues[0]?.path.map(String).join('.') });
+  }
+  return parsed.data;
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = parseYaml(text); // YAML is a superset of JSON
+  } catch (err) {
+    throw new ConfigError(`config file ${file} is not valid YAML/JSON: ${(err as Error).message}`);
+  }
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`config file ${file} must hold a mapping of settings`);
+  return value as Record<string, unknown>;
+}
+
+function markSources(value: Record<string, unknown>, prefix: string, source: string, into: Map<string, string>): void {
+  for (const [key, inner] of Object.entries(value)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    into.set(path, source);
+    if (inner && typeof inner === 'object' && !Array.isArray(inner)) markSources(inner as Record<string, unknown>, path, source, into);
+  }
+}
+
+function closestSource(path: string, sources: Map<string, string>): string | undefined {
+  for (let parts = path.split('.'); parts.length > 0; parts = parts.slice(0, -1)) {
+    const hit = sources.get(parts.join('.'));
+    if (hit) return hit;
+  }
+  return undefined;
+}
+
+function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): Record<string, unknown> {
+  const [head, ...rest] = path;
+  if (head === undefined) return target;
+  if (rest.length === 0) return { ...target, [head]: value };
+  const inner = target[head];
+  const base = inner && typeof inner === 'object' && !Array.isArray(inner) ? (inner as Record<string, unknown>) : {};
+  return { ...target, [head]: setPath(base, rest, value) };
+}
+
+function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  let out = base;
+  for (const [key, value] of Object.entries(over)) {
+    if (value && typeof value === 'object' && !Array.isArray(value)) {
+      const inner = out[key];
+      out = { ...out, [key]: merge(inner && typeof inner === 'object' ? (inner as Record<string, unknown>) : {}, value as Record<string, unknown>) };
+    } else if (value !== undefined) out = { ...out, [key]: value };
+  }
+  return out;
+}
+
+/** Names of all environment variables farad reads, for docs and `--help`. */
+export function environmentVariables(): string[] {
+  return [...ENV_FIELDS.map((f) => envNameOf(f.path)), `${SETTINGS_PREFIX}<NAME>`];
+}

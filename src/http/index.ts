@@ -1,0 +1,1 @@
+export { buildHttpServer, type HttpDeps } from './server.js';

@@ -1,0 +1,1 @@
+export { FaradMetrics, METRIC } from './metrics.js';

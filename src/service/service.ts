@@ -1,0 +1,119 @@
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config/index.js';
+import { createLogger, type Logger } from '../log.js';
+import { FaradMetrics } from '../metrics/index.js';
+import { compileApp, type App, type CompiledApp } from '../procedures/index.js';
+import { EmbeddedLog, Executor, SchemaCatalog, type EventLog } from '../streams/index.js';
+import { buildHttpServer } from '../http/index.js';
+import { ConfigError } from '../errors.js';
+import { Ingest } from './ingest.js';
+
+/** A running farad instance. */
+export interface Service {
+  readonly app: CompiledApp;
+  readonly config: Config;
+  readonly log: EventLog;
+  readonly executor: Executor;
+  readonly ingest: Ingest;
+  readonly metrics: FaradMetrics;
+  readonly logger: Logger;
+  /** The HTTP server; `address` is where it listens. */
+  readonly http: FastifyInstance;
+  readonly address: { host: string; port: number };
+  /** Commits what is in flight, closes the log and the HTTP server. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  /** Don't open the HTTP server (embedded uses in tests and the demo's headless mode). */
+  http?: boolean;
+  /** Transport to use instead of the one named in config (tests). */
+  transport?: EventLog;
+}
+
+/** Starts an app: opens the transport, creates its topics, restores and runs its partitions, serves HTTP. */
+export async function startService(app: App, config: Config, options: StartOptions = {}): Promise<Service> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const compiled = compileApp(app, config.settings);
+  const catalog = new SchemaCatalog([...compiled.events.values()].map((e) => e.type));
+  const log = options.transport ?? (await openTransport(compiled, config, logger));
+  try {
+    await log.ensureTopics([
+      ...compiled.inputTopics.map((name) => ({ name, partitions: compiled.partitions })),
+      ...compiled.outputTopics.map((name) => ({ name, partitions: compiled.partitions })),
+      { name: compiled.changelogTopic, partitions: compiled.partitions, compacted: true },
+      { name: compiled.deadLetterTopic, partitions: compiled.partitions },
+    ]);
+  } catch (err) {
+    await log.close();
+    throw err;
+  }
+
+  let executor: Executor | undefined;
+  const metrics = new FaradMetrics(function* () {
+    for (const hosted of executor?.partitions() ?? []) {
+      for (const [table, keys] of hosted.state.sizes()) yield { table, partition: hosted.partition, keys };
+    }
+  });
+  executor = new Executor(compiled, log, catalog, config, logger, metrics);
+  const running = executor.start();
+  running.catch((err: unknown) => logger.fatal({ err }, 'executor stopped on an error'));
+
+  const ingest = new Ingest(compiled, catalog, log, metrics);
+  const http = await buildHttpServer({ app: compiled, config, executor, ingest, metrics, logger });
+  let address = { host: config.http.host, port: config.http.port };
+  if (options.http !== false) {
+    try {
+      await http.listen({ host: config.http.host, port: config.http.port });
+    } catch (err) {
+      await executor.stop();
+      await log.close();
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE') {
+        throw new ConfigError(`HTTP port ${config.http.port} is in use; set FARAD_HTTP_PORT (or http.port) to a free port`, { field: 'http.port' });
+      }
+      throw err;
+    }
+    const bound = http.server.address();
+    if (bound && typeof bound === 'object') address = { host: bound.address, port: bound.port };
+  }
+  logger.info({ app: compiled.name, transport: config.transport, partitions: compiled.partitions, http: address }, 'farad started');
+
+  let stopping: Promise<void> | undefined;
+  const service: Service = {
+    app: compiled,
+    config,
+    log,
+    executor,
+    ingest,
+    metrics,
+    logger,
+    http,
+    address,
+    stop() {
+      stopping ??= (async () => {
+        await http.close();
+        await executor.stop();
+        await log.close();
+        logger.info({ app: compiled.name }, 'farad stopped');
+      })();
+      return stopping;
+    },
+  };
+  return service;
+}
+
+async function openTransport(app: CompiledApp, config: Config, logger: Logger): Promise<EventLog> {
+  if (config.transport === 'embedded') {
+    return EmbeddedLog.open({
+      dataDir: config.dataDir,
+      logger,
+      group: app.name,
+      inputTopics: app.inputTopics,
+      changelogTopic: app.changelogTopic,
+      partitions: app.partitions,
+    });
+  }
+  throw new ConfigError(`transport "${config.transport}" is not available in this build; use FARAD_TRANSPORT=embedded`, { field: 'transport' });
+}
