@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../config/index.js';
-import { LogLockedError, SchemaValidationError, FaradError } from '../errors.js';
+import { FaradError, LogLockedError, SchemaValidationError, TransportError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { compileApp, type App } from '../procedures/index.js';
 import { Ingest } from '../service/index.js';
@@ -122,11 +122,17 @@ function httpSink(base: string, type: string, token: string | undefined): Sink {
   const url = `${base.replace(/\/$/, '')}/events/${encodeURIComponent(type)}`;
   return {
     async send(events, firstLine) {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-        body: JSON.stringify(events),
-      });
+      let response: Response;
+      try {
+        response = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+          body: JSON.stringify(events),
+        });
+      } catch (err) {
+        const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
+        throw new TransportError(`cannot reach farad at ${base} (${cause}); is it running? Pass its address with --url or FARAD_HTTP_PORT`);
+      }
       if (response.status !== 202) {
         const body = (await response.json().catch(() => ({}))) as { message?: string; index?: number };
         const where = body.index !== undefined ? `line ${firstLine + body.index}: ` : '';
