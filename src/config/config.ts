@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
@@ -38,14 +39,84 @@ const configSchema = z
       .prefault({}),
     /** Values of the app's `settings`, by name. */
     settings: z.record(z.string(), z.unknown()).default({}),
+    /** Stable name of this instance (the pod name on Kubernetes). Default: the host name. */
+    instanceId: z.string().min(1).default(hostname()),
+    /** Consumer group session timeout: how long a silent instance keeps its partitions. Default 10 s. */
+    sessionTimeoutMs: z.number().int().min(1000).max(300_000).default(10_000),
+    kafka: z
+      .object({
+        /** Bootstrap brokers, `host:port`; in the environment a comma-separated list. Default `127.0.0.1:9092`. */
+        brokers: z.array(z.string().min(1)).min(1).default(['127.0.0.1:9092']),
+        /** Client id sent to the brokers. Default `farad`. */
+        clientId: z.string().min(1).default('farad'),
+        /** Replication factor of the topics farad creates; -1 uses the broker's default. Default -1. */
+        replicationFactor: z.number().int().min(-1).max(32).default(-1),
+        /** Most records buffered per partition before its fetching pauses. Default 20000. */
+        maxQueuedRecords: z.number().int().min(100).default(20_000),
+        /** Kafka transaction timeout. Default 60 s. */
+        transactionTimeoutMs: z.number().int().min(1000).default(60_000),
+        ssl: z
+          .object({
+            /** Connect with TLS. Default false. */
+            enabled: z.boolean().default(false),
+            /** PEM file of the CA that signed the brokers' certificates. */
+            caFile: z.string().min(1).optional(),
+            /** PEM client certificate and key, for mutual TLS. */
+            certFile: z.string().min(1).optional(),
+            keyFile: z.string().min(1).optional(),
+            /** Verify the brokers' certificates. Default true. */
+            rejectUnauthorized: z.boolean().default(true),
+          })
+          .strict()
+          .prefault({}),
+        sasl: z
+          .object({
+            /** `plain`, `scram-sha-256` or `scram-sha-512`; unset disables SASL. */
+            mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
+            username: z.string().min(1).optional(),
+            password: z.string().min(1).optional(),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    schemaRegistry: z
+      .object({
+        /** Confluent-compatible schema registry; when set, records use the Confluent wire format. */
+        url: z.string().url().optional(),
+        username: z.string().min(1).optional(),
+        password: z.string().min(1).optional(),
+      })
+      .strict()
+      .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    const { sasl, ssl } = config.kafka;
+    if (sasl.mechanism && (!sasl.username || !sasl.password)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['kafka', 'sasl', 'mechanism'],
+        message: `kafka.sasl.mechanism "${sasl.mechanism}" needs kafka.sasl.username and kafka.sasl.password`,
+      });
+    }
+    if (!sasl.mechanism && (sasl.username || sasl.password)) {
+      ctx.addIssue({ code: 'custom', path: ['kafka', 'sasl', 'username'], message: 'kafka.sasl.username/password are set but kafka.sasl.mechanism is not' });
+    }
+    if ((ssl.certFile === undefined) !== (ssl.keyFile === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['kafka', 'ssl', 'certFile'], message: 'kafka.ssl.certFile and kafka.ssl.keyFile must be set together' });
+    }
+    if (config.sessionTimeoutMs < 3 * 1000 && config.transport === 'kafka') {
+      ctx.addIssue({ code: 'custom', path: ['sessionTimeoutMs'], message: 'sessionTimeoutMs must be at least 3000 with the kafka transport (heartbeats run every sessionTimeoutMs / 3)' });
+    }
+  });
 
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 
 /** Leaf fields that environment variables may set, with how to parse them. */
-const ENV_FIELDS: ReadonlyArray<{ path: string; type: 'string' | 'number' }> = [
+const ENV_FIELDS: ReadonlyArray<{ path: string; type: 'string' | 'number' | 'boolean' | 'list' }> = [
   { path: 'transport', type: 'string' },
   { path: 'dataDir', type: 'string' },
   { path: 'commitIntervalMs', type: 'number' },
@@ -56,6 +127,24 @@ const ENV_FIELDS: ReadonlyArray<{ path: string; type: 'string' | 'number' }> = [
   { path: 'http.host', type: 'string' },
   { path: 'http.token', type: 'string' },
   { path: 'http.bodyLimitBytes', type: 'number' },
+  { path: 'instanceId', type: 'string' },
+  { path: 'sessionTimeoutMs', type: 'number' },
+  { path: 'kafka.brokers', type: 'list' },
+  { path: 'kafka.clientId', type: 'string' },
+  { path: 'kafka.replicationFactor', type: 'number' },
+  { path: 'kafka.maxQueuedRecords', type: 'number' },
+  { path: 'kafka.transactionTimeoutMs', type: 'number' },
+  { path: 'kafka.ssl.enabled', type: 'boolean' },
+  { path: 'kafka.ssl.caFile', type: 'string' },
+  { path: 'kafka.ssl.certFile', type: 'string' },
+  { path: 'kafka.ssl.keyFile', type: 'string' },
+  { path: 'kafka.ssl.rejectUnauthorized', type: 'boolean' },
+  { path: 'kafka.sasl.mechanism', type: 'string' },
+  { path: 'kafka.sasl.username', type: 'string' },
+  { path: 'kafka.sasl.password', type: 'string' },
+  { path: 'schemaRegistry.url', type: 'string' },
+  { path: 'schemaRegistry.username', type: 'string' },
+  { path: 'schemaRegistry.password', type: 'string' },
 ];
 
 const SETTINGS_PREFIX = 'FARAD_SETTINGS_';
@@ -93,7 +182,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
     const name = envNameOf(field.path);
     const text = env[name];
     if (text === undefined || text === '') continue;
-    const value = field.type === 'number' && /^-?\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : text;
+    const value = parseEnvValue(field.type, text);
     raw = setPath(raw, field.path.split('.'), value);
     sources.set(field.path, `environment variable ${name}`);
   }
@@ -115,6 +204,20 @@ export function loadConfig(options: LoadOptions = {}): Config {
     throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`, { field: parsed.error.issues[0]?.path.map(String).join('.') });
   }
   return parsed.data;
+}
+
+function parseEnvValue(type: 'string' | 'number' | 'boolean' | 'list', text: string): unknown {
+  const trimmed = text.trim();
+  switch (type) {
+    case 'number':
+      return /^-?\d+(\.\d+)?$/.test(trimmed) ? Number(trimmed) : text;
+    case 'boolean':
+      return trimmed === 'true' ? true : trimmed === 'false' ? false : text;
+    case 'list':
+      return trimmed.split(',').map((item) => item.trim()).filter((item) => item !== '');
+    default:
+      return text;
+  }
 }
 
 function readConfigFile(file: string): Record<string, unknown> {

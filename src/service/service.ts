@@ -3,7 +3,7 @@ import type { Config } from '../config/index.js';
 import { createLogger, type Logger } from '../log.js';
 import { FaradMetrics } from '../metrics/index.js';
 import { compileApp, type App, type CompiledApp } from '../procedures/index.js';
-import { EmbeddedLog, Executor, SchemaCatalog, type EventLog } from '../streams/index.js';
+import { EmbeddedLog, Executor, KafkaLog, SchemaCatalog, type EventLog } from '../streams/index.js';
 import { buildHttpServer } from '../http/index.js';
 import { ConfigError } from '../errors.js';
 import { Ingest } from './ingest.js';
@@ -40,9 +40,9 @@ export async function startService(app: App, config: Config, options: StartOptio
   const log = options.transport ?? (await openTransport(compiled, config, logger));
   try {
     await log.ensureTopics([
-      ...compiled.inputTopics.map((name) => ({ name, partitions: compiled.partitions })),
+      ...compiled.inputTopics.map((name) => ({ name, partitions: compiled.partitions, exactPartitions: 'input' as const })),
       ...compiled.outputTopics.map((name) => ({ name, partitions: compiled.partitions })),
-      { name: compiled.changelogTopic, partitions: compiled.partitions, compacted: true },
+      { name: compiled.changelogTopic, partitions: compiled.partitions, compacted: true, exactPartitions: 'changelog' as const },
       { name: compiled.deadLetterTopic, partitions: compiled.partitions },
     ]);
   } catch (err) {
@@ -115,5 +115,17 @@ async function openTransport(app: CompiledApp, config: Config, logger: Logger): 
       partitions: app.partitions,
     });
   }
-  throw new ConfigError(`transport "${config.transport}" is not available in this build; use FARAD_TRANSPORT=embedded`, { field: 'transport' });
+  return KafkaLog.open({
+    connection: config.kafka,
+    logger,
+    group: app.name,
+    partitions: app.partitions,
+    inputTopics: app.inputTopics,
+    changelogTopic: app.changelogTopic,
+    instanceId: config.instanceId,
+    sessionTimeoutMs: config.sessionTimeoutMs,
+    replicationFactor: config.kafka.replicationFactor,
+    maxQueuedRecords: config.kafka.maxQueuedRecords,
+    transactionTimeoutMs: config.kafka.transactionTimeoutMs,
+  });
 }

@@ -6,6 +6,8 @@ export interface TopicSpec {
   readonly partitions: number;
   /** Keep only the last record per key (changelogs). */
   readonly compacted?: boolean;
+  /** Set for topics whose partition count must equal `partitions` (inputs, changelog); names their role. */
+  readonly exactPartitions?: 'input' | 'changelog';
 }
 
 /**

@@ -1,0 +1,66 @@
+/**
+ * Partition assignment for farad's consumer group. Pure: the Kafka group leader calls it with
+ * every member's report and sends the result back through the group protocol.
+ *
+ * farad partition p is partition p of *every* input topic (co-partitioning), so a partition is
+ * assigned whole. Placement is balanced (active counts differ by at most one) and sticky: a
+ * member keeps what it held unless balance requires a move, and a partition that must move
+ * goes first to a member that already holds it warm.
+ */
+
+export interface MemberReport {
+  readonly memberId: string;
+  /** Stable identity across restarts (FARAD_INSTANCE_ID); falls back to memberId. */
+  readonly instanceId: string;
+  /** Partitions the member is active for now. */
+  readonly active: readonly number[];
+  /** Partitions the member holds warm (standby copies), with how far it has read their changelog. */
+  readonly warm?: Readonly<Record<number, number>>;
+}
+
+/** Active partitions per member id. */
+export type Assignment = Map<string, number[]>;
+
+export function assignPartitions(partitions: number, members: readonly MemberReport[]): Assignment {
+  const sorted = [...members].sort((a, b) => a.instanceId.localeCompare(b.instanceId) || a.memberId.localeCompare(b.memberId));
+  const result: Assignment = new Map(sorted.map((m) => [m.memberId, []]));
+  if (sorted.length === 0) return result;
+
+  const base = Math.floor(partitions / sorted.length);
+  let withExtra = partitions % sorted.length; // how many members may hold base + 1
+  const owner = new Map<number, string>();
+
+  // 1. Keep current ownership, up to each member's fair share; the first claim wins a partition.
+  const capacity = (memberId: string): number => {
+    const held = result.get(memberId)!.length;
+    return held < base ? 1 : held === base && withExtra > 0 ? 1 : 0;
+  };
+  const take = (memberId: string, partition: number): void => {
+    const held = result.get(memberId)!;
+    if (held.length === base) withExtra--;
+    held.push(partition);
+    owner.set(partition, memberId);
+  };
+  for (const member of sorted) {
+    for (const p of [...member.active].sort((a, b) => a - b)) {
+      if (p < 0 || p >= partitions || owner.has(p)) continue;
+      if (capacity(member.memberId) > 0) take(member.memberId, p);
+    }
+  }
+
+  // 2. Place the rest: warmest member with room first, then the least loaded.
+  for (let p = 0; p < partitions; p++) {
+    if (owner.has(p)) continue;
+    const candidates = sorted.filter((m) => capacity(m.memberId) > 0);
+    candidates.sort((a, b) => {
+      const warmA = a.warm?.[p] ?? -1;
+      const warmB = b.warm?.[p] ?? -1;
+      if (warmA !== warmB) return warmB - warmA;
+      return result.get(a.memberId)!.length - result.get(b.memberId)!.length;
+    });
+    const chosen = candidates[0];
+    if (chosen) take(chosen.memberId, p);
+  }
+  for (const held of result.values()) held.sort((a, b) => a - b);
+  return result;
+}

@@ -1,0 +1,3 @@
+export { KafkaLog, type KafkaLogOptions } from './kafka-log.js';
+export { createKafka, kafkaClientConfig, type KafkaConnection } from './client.js';
+export { readPartition } from './changelog-reader.js';

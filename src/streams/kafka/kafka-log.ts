@@ -1,0 +1,349 @@
+import { Partitioners, type Admin, type Batch, type Consumer, type Kafka, type Producer } from 'kafkajs';
+import { Observable, type Subscriber } from 'rxjs';
+import type { Logger } from 'pino';
+import { describeError, TransportError } from '../../errors.js';
+import type { EventLog, PartitionLease, TopicSpec } from '../event-log.js';
+import type { CommitPlan, LogRecord, OutRecord } from '../records.js';
+import { faradAssigner } from './assigner.js';
+import { readPartition } from './changelog-reader.js';
+import { createKafka, type KafkaConnection } from './client.js';
+import { fromKafka, toTopicMessages } from './records.js';
+import { ensureKafkaTopics } from './topics.js';
+
+export interface KafkaLogOptions {
+  readonly connection: KafkaConnection;
+  readonly logger: Logger;
+  /** The app's name: consumer group and transactional id prefix. */
+  readonly group: string;
+  readonly partitions: number;
+  readonly inputTopics: readonly string[];
+  readonly changelogTopic: string;
+  readonly instanceId: string;
+  readonly sessionTimeoutMs: number;
+  readonly replicationFactor: number;
+  /** Records buffered per partition before its fetching pauses. */
+  readonly maxQueuedRecords: number;
+  readonly transactionTimeoutMs: number;
+}
+
+/**
+ * farad on Kafka through kafkajs. Input is consumed by the app's consumer group with farad's
+ * co-partitioning assignor; every partition this member is assigned becomes a lease with its own
+ * transactional producer (`<app>-<partition>`), so each batch commits outputs, changelog, dead
+ * letters and input offsets in one Kafka transaction (exactly-once, EOS v1 style).
+ */
+export class KafkaLog implements EventLog {
+  private readonly kafka: Kafka;
+  private readonly admin: Admin;
+  private producer: Producer | undefined;
+  private consumer: Consumer | undefined;
+  private counts = new Map<string, number>();
+  private readonly owned = new Map<number, KafkaLease>();
+  private reconciling: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  private constructor(private readonly options: KafkaLogOptions) {
+    this.kafka = createKafka(options.connection, options.logger);
+    this.admin = this.kafka.admin();
+  }
+
+  static async open(options: KafkaLogOptions): Promise<KafkaLog> {
+    const log = new KafkaLog(options);
+    try {
+      await log.admin.connect();
+    } catch (err) {
+      throw new TransportError(
+        `cannot connect to Kafka at ${options.connection.brokers.join(',')}: ${describeError(err)}; check kafka.brokers (FARAD_KAFKA_BROKERS) and the TLS/SASL settings`,
+        {},
+        { cause: err },
+      );
+    }
+    return log;
+  }
+
+  async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
+    this.counts = await ensureKafkaTopics(this.admin, specs, this.options.replicationFactor, this.options.logger);
+  }
+
+  partitionsOf(topic: string): number {
+    const count = this.counts.get(topic);
+    if (count === undefined) throw new TransportError(`topic "${topic}" is not one of the app's topics`, { topic });
+    return count;
+  }
+
+  /** Appends records with an idempotent producer and acks from all in-sync replicas. */
+  async append(records: readonly OutRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    if (!this.producer) {
+      const producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+      await producer.connect();
+      this.producer = producer;
+    }
+    await this.producer.sendBatch({ topicMessages: toTopicMessages(records), acks: -1 });
+  }
+
+  leases(): Observable<PartitionLease> {
+    return new Observable<PartitionLease>((subscriber) => {
+      this.startConsumer(subscriber).catch((err: unknown) => subscriber.error(err));
+      return () => undefined;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const lease of this.owned.values()) lease.revoke();
+    await this.reconciling;
+    await this.consumer?.disconnect().catch(() => undefined);
+    for (const lease of this.owned.values()) await lease.close();
+    this.owned.clear();
+    await this.producer?.disconnect().catch(() => undefined);
+    await this.admin.disconnect().catch(() => undefined);
+  }
+
+  /** Offsets the group has committed for the input topics of one partition (-1: none). */
+  async committedOffsets(partition: number): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const fetched = await this.admin.fetchOffsets({ groupId: this.options.group, topics: [...this.options.inputTopics] });
+    for (const { topic, partitions } of fetched) {
+      const entry = partitions.find((p) => p.partition === partition);
+      let offset = entry ? Number(entry.offset) : -1;
+      if (offset < 0) {
+        const watermarks = await this.admin.fetchTopicOffsets(topic);
+        offset = Number(watermarks.find((w) => w.partition === partition)?.low ?? 0);
+      }
+      out.set(topic, offset);
+    }
+    return out;
+  }
+
+  async endOffset(topic: string, partition: number): Promise<number> {
+    const watermarks = await this.admin.fetchTopicOffsets(topic);
+    return Number(watermarks.find((w) => w.partition === partition)?.high ?? 0);
+  }
+
+  private async startConsumer(subscriber: Subscriber<PartitionLease>): Promise<void> {
+    const { options } = this;
+    const consumer = this.kafka.consumer({
+      groupId: options.group,
+      sessionTimeout: options.sessionTimeoutMs,
+      heartbeatInterval: Math.max(500, Math.floor(options.sessionTimeoutMs / 5)),
+      rebalanceTimeout: Math.max(options.sessionTimeoutMs * 3, 30_000),
+      readUncommitted: false,
+      maxWaitTimeInMs: 100,
+      partitionAssigners: [
+        faradAssigner(options.partitions, () => ({ instanceId: options.instanceId, active: [...this.owned.keys()] })),
+      ],
+    });
+    this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      const assigned = new Set<number>();
+      for (const partitions of Object.values(event.payload.memberAssignment)) for (const p of partitions) assigned.add(p);
+      options.logger.info({ partitions: [...assigned].sort((a, b) => a - b), generation: event.payload.groupProtocol }, 'group assignment');
+      // Pause new partitions at once: their input must not flow before fence + restore.
+      const fresh = [...assigned].filter((p) => !this.owned.has(p));
+      if (fresh.length > 0) consumer.pause(options.inputTopics.map((topic) => ({ topic, partitions: fresh })));
+      this.reconciling = this.reconciling.then(() => this.reconcile(assigned, subscriber));
+    });
+    consumer.on(consumer.events.CRASH, (event) => {
+      options.logger.error({ err: describeError(event.payload.error), restart: event.payload.restart }, 'kafka consumer crashed');
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [...options.inputTopics], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => this.owned.get(batch.partition)?.accept(batch),
+    });
+  }
+
+  /** Ends leases of partitions no longer assigned; fences and hands out leases of new ones. */
+  private async reconcile(assigned: Set<number>, subscriber: Subscriber<PartitionLease>): Promise<void> {
+    for (const [partition, lease] of this.owned) {
+      if (assigned.has(partition)) continue;
+      this.owned.delete(partition);
+      lease.revoke();
+      void lease.close();
+    }
+    for (const partition of [...assigned].sort((a, b) => a - b)) {
+      if (this.owned.has(partition) || this.closed) continue;
+      const lease = new KafkaLease(this, this.kafka, this.consumer!, partition, this.options);
+      try {
+        await lease.fence();
+      } catch (err) {
+        this.options.logger.error({ partition, err: describeError(err) }, 'could not fence the partition producer; the partition stays paused');
+        continue;
+      }
+      this.owned.set(partition, lease);
+      subscriber.next(lease);
+    }
+  }
+}
+
+/** Fenced producer errors: another instance now owns the partition. */
+function isFenced(err: unknown): boolean {
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause ?? (e as { originalError?: unknown }).originalError) {
+    const type = (e as { type?: string }).type;
+    if (type === 'INVALID_PRODUCER_EPOCH' || type === 'PRODUCER_FENCED') return true;
+    if (/fenced/i.test((e as Error).message ?? '')) return true;
+  }
+  return false;
+}
+
+class KafkaLease implements PartitionLease {
+  private live = true;
+  private producer: Producer | undefined;
+  private queue: LogRecord[] = [];
+  private head = 0;
+  /** Records handed to the executor since the last commit, replayed after a failed commit. */
+  private uncommitted: LogRecord[] = [];
+  /** Next offset to accept per input topic; unset until input resumes after restore. */
+  private readonly nextOffset = new Map<string, number>();
+  private resumed = false;
+  private paused = true;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly log: KafkaLog,
+    private readonly kafka: Kafka,
+    private readonly consumer: Consumer,
+    readonly partition: number,
+    private readonly options: KafkaLogOptions,
+  ) {}
+
+  get active(): boolean {
+    return this.live;
+  }
+
+  /** Takes over the partition's transactional id: aborts and bars any previous owner's transaction. */
+  async fence(): Promise<void> {
+    const producer = this.kafka.producer({
+      transactionalId: `${this.options.group}-${this.partition}`,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      transactionTimeout: this.options.transactionTimeoutMs,
+      // Every record carries its partition; the partitioner is never consulted.
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+    await producer.connect();
+    // kafkajs defers InitProducerId to the first transaction; force it now.
+    const txn = await producer.transaction();
+    await txn.abort();
+    this.producer = producer;
+  }
+
+  revoke(): void {
+    this.live = false;
+    this.wake?.();
+  }
+
+  async close(): Promise<void> {
+    await this.producer?.disconnect().catch(() => undefined);
+  }
+
+  changelogEnd(): Promise<number> {
+    return this.log.endOffset(this.options.changelogTopic, this.partition);
+  }
+
+  async *readChangelog(fromOffset: number): AsyncIterable<readonly LogRecord[]> {
+    const end = await this.changelogEnd();
+    yield* readPartition(this.kafka, this.options.changelogTopic, this.partition, fromOffset, end, this.options.logger);
+  }
+
+  /** Called from the consumer's eachBatch: queues what continues the partition's input. */
+  accept(batch: Batch): void {
+    if (!this.live) return;
+    const next = this.nextOffset.get(batch.topic);
+    if (next === undefined) return; // still restoring; input resumes from the committed offset later
+    let expected = next;
+    for (const message of batch.messages) {
+      const offset = Number(message.offset);
+      if (offset < expected) continue; // redelivered after a rejoin or seek
+      this.queue.push(fromKafka(batch.topic, batch.partition, message));
+      expected = offset + 1;
+    }
+    this.nextOffset.set(batch.topic, expected);
+    if (this.queue.length - this.head >= this.options.maxQueuedRecords && !this.paused) {
+      this.paused = true;
+      this.consumer.pause(this.options.inputTopics.map((topic) => ({ topic, partitions: [this.partition] })));
+    }
+    this.wake?.();
+  }
+
+  async poll(maxRecords: number, maxWaitMs: number): Promise<readonly LogRecord[]> {
+    if (!this.live) return [];
+    if (!this.resumed) await this.resumeInput();
+    if (this.queue.length === this.head && maxWaitMs > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, maxWaitMs);
+        const wake = (): void => done();
+        this.wake = wake;
+        function done(): void {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      this.wake = undefined;
+    }
+    if (!this.live) return [];
+    const end = Math.min(this.queue.length, this.head + maxRecords);
+    const taken = this.queue.slice(this.head, end);
+    this.head = end;
+    if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    for (const record of taken) this.uncommitted.push(record);
+    if (this.paused && this.queue.length - this.head < this.options.maxQueuedRecords / 2) {
+      this.paused = false;
+      this.consumer.resume(this.options.inputTopics.map((topic) => ({ topic, partitions: [this.partition] })));
+    }
+    return taken;
+  }
+
+  async commit(plan: CommitPlan): Promise<void> {
+    if (!this.live) throw new TransportError(`partition ${this.partition} is no longer owned here`, { partition: this.partition });
+    if (!this.producer) await this.fence();
+    const producer = this.producer!;
+    const txn = await producer.transaction();
+    try {
+      if (plan.records.length > 0) await txn.sendBatch({ topicMessages: toTopicMessages(plan.records), acks: -1 });
+      const topics = plan.offsets.map((o) => ({ topic: o.topic, partitions: [{ partition: o.partition, offset: String(o.offset) }] }));
+      if (topics.length > 0) await txn.sendOffsets({ consumerGroupId: this.options.group, topics });
+      await txn.commit();
+    } catch (err) {
+      await txn.abort().catch(() => undefined);
+      if (isFenced(err)) {
+        this.options.logger.warn({ partition: this.partition }, 'producer fenced: another instance owns this partition now');
+        this.revoke();
+      } else {
+        // A producer whose transaction could not end cleanly cannot start another: replace it.
+        // The next commit fences again with a fresh producer.
+        this.producer = undefined;
+        await producer.disconnect().catch(() => undefined);
+      }
+      throw new TransportError(`Kafka transaction of partition ${this.partition} failed: ${describeError(err)}`, { partition: this.partition }, { cause: err });
+    }
+    this.uncommitted = [];
+  }
+
+  async rewind(): Promise<void> {
+    // The aborted batch's records are replayed from memory: the consumer never rewinds.
+    this.queue = [...this.uncommitted, ...this.queue.slice(this.head)];
+    this.head = 0;
+    this.uncommitted = [];
+  }
+
+  /** After fence and restore: start input at the committed offsets (a zombie may have moved them). */
+  private async resumeInput(): Promise<void> {
+    const committed = await this.log.committedOffsets(this.partition);
+    this.queue = [];
+    this.head = 0;
+    for (const [topic, offset] of committed) {
+      this.nextOffset.set(topic, offset);
+      this.consumer.seek({ topic, partition: this.partition, offset: String(offset) });
+    }
+    this.resumed = true;
+    this.paused = false;
+    this.consumer.resume(this.options.inputTopics.map((topic) => ({ topic, partitions: [this.partition] })));
+  }
+}
