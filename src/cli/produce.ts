@@ -5,8 +5,8 @@ import type { Config } from '../config/index.js';
 import { FaradError, LogLockedError, SchemaValidationError, TransportError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { compileApp, type App } from '../procedures/index.js';
-import { Ingest } from '../service/index.js';
-import { EmbeddedLog, SchemaCatalog, type EventLog } from '../streams/index.js';
+import { createCodec, Ingest, openTransport } from '../service/index.js';
+import type { EventLog } from '../streams/index.js';
 
 const CHUNK = 500;
 
@@ -25,7 +25,7 @@ export class InputLineError extends FaradError {
 }
 
 /**
- * Appends events from JSON lines. Writes the embedded log directly when no farad holds it,
+ * Appends events from JSON lines. Writes Kafka, or the embedded log directly when no farad holds it,
  * otherwise (or with --url) posts them to the running instance. Progress goes to stderr.
  */
 export async function produce(app: App, config: Config, options: ProduceOptions, logger: Logger): Promise<number> {
@@ -85,18 +85,12 @@ interface Sink {
   close(): Promise<void>;
 }
 
+/** Writes straight to the configured transport (the embedded log's files, or Kafka). */
 async function directSink(app: ReturnType<typeof compileApp>, config: Config, type: string, logger: Logger): Promise<Sink> {
-  const log: EventLog = await EmbeddedLog.open({
-    dataDir: config.dataDir,
-    logger,
-    group: app.name,
-    inputTopics: app.inputTopics,
-    changelogTopic: app.changelogTopic,
-    partitions: app.partitions,
-  });
+  const log: EventLog = await openTransport(app, config, logger);
   try {
-    await log.ensureTopics(app.inputTopics.map((name) => ({ name, partitions: app.partitions })));
-    const ingest = new Ingest(app, new SchemaCatalog([...app.events.values()].map((e) => e.type)), log);
+    await log.ensureTopics(app.inputTopics.map((name) => ({ name, partitions: app.partitions, exactPartitions: 'input' as const })));
+    const ingest = new Ingest(app, await createCodec(app, config), log);
     const event = ingest.inputEvent(type);
     return {
       async send(events, firstLine) {

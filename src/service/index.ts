@@ -1,2 +1,2 @@
-export { startService, type Service, type StartOptions } from './service.js';
+export { startService, createCodec, openTransport, type Service, type StartOptions } from './service.js';
 export { Ingest, NotAnInputError } from './ingest.js';

@@ -2,7 +2,7 @@ import { UnknownEventTypeError } from '../errors.js';
 import type { FaradMetrics } from '../metrics/index.js';
 import type { CompiledApp, CompiledEvent } from '../procedures/index.js';
 import { partitionForKey } from '../state/index.js';
-import { fromJson, type EventLog, type OutRecord, type SchemaCatalog } from '../streams/index.js';
+import { fromJson, type EventCodec, type EventLog, type OutRecord } from '../streams/index.js';
 
 /** The event is known but is not read from any input topic, so it cannot be sent to farad. */
 export class NotAnInputError extends UnknownEventTypeError {}
@@ -15,7 +15,7 @@ export class NotAnInputError extends UnknownEventTypeError {}
 export class Ingest {
   constructor(
     private readonly app: CompiledApp,
-    private readonly catalog: SchemaCatalog,
+    private readonly catalog: EventCodec,
     private readonly log: EventLog,
     private readonly metrics?: FaradMetrics,
   ) {}

@@ -3,7 +3,7 @@ import type { Config } from '../config/index.js';
 import { createLogger, type Logger } from '../log.js';
 import { FaradMetrics } from '../metrics/index.js';
 import { compileApp, type App, type CompiledApp } from '../procedures/index.js';
-import { EmbeddedLog, Executor, KafkaLog, SchemaCatalog, type EventLog } from '../streams/index.js';
+import { ConfluentCodec, EmbeddedLog, Executor, HttpSchemaRegistry, KafkaLog, SchemaCatalog, type EventCodec, type EventLog } from '../streams/index.js';
 import { buildHttpServer } from '../http/index.js';
 import { ConfigError } from '../errors.js';
 import { Ingest } from './ingest.js';
@@ -36,7 +36,7 @@ export interface StartOptions {
 export async function startService(app: App, config: Config, options: StartOptions = {}): Promise<Service> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const compiled = compileApp(app, config.settings);
-  const catalog = new SchemaCatalog([...compiled.events.values()].map((e) => e.type));
+  const catalog = await createCodec(compiled, config);
   const log = options.transport ?? (await openTransport(compiled, config, logger));
   try {
     await log.ensureTopics([
@@ -104,7 +104,17 @@ export async function startService(app: App, config: Config, options: StartOptio
   return service;
 }
 
-async function openTransport(app: CompiledApp, config: Config, logger: Logger): Promise<EventLog> {
+/** Single-object encoding, or the Confluent wire format when a schema registry is configured. */
+export async function createCodec(app: CompiledApp, config: Config): Promise<EventCodec> {
+  const types = [...app.events.values()].map((e) => e.type);
+  const catalog = new SchemaCatalog(types);
+  const { url, username, password } = config.schemaRegistry;
+  if (!url) return catalog;
+  return ConfluentCodec.create(catalog, new HttpSchemaRegistry({ url, username, password }), types);
+}
+
+/** The transport named by `config.transport`. */
+export async function openTransport(app: CompiledApp, config: Config, logger: Logger): Promise<EventLog> {
   if (config.transport === 'embedded') {
     return EmbeddedLog.open({
       dataDir: config.dataDir,

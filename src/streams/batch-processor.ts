@@ -8,7 +8,7 @@ import {
 } from '../errors.js';
 import { HandlerContext, isThenable, type CompiledApp, type Emitted } from '../procedures/index.js';
 import { describeInvalid, encodeChanges, partitionForKey, type GlobalTableView, type PartitionState } from '../state/index.js';
-import type { SchemaCatalog } from './codec/index.js';
+import type { EventCodec } from './codec/index.js';
 import { DLQ_HEADERS, type CommitPlan, type DeadLetterReason, type LogRecord, type OutRecord } from './records.js';
 
 /** Hooks for metrics, so this pure module needs no metrics library. */
@@ -20,7 +20,7 @@ export interface ProcessorObserver {
 export interface ProcessorOptions {
   readonly app: CompiledApp;
   readonly state: PartitionState;
-  readonly catalog: SchemaCatalog;
+  readonly catalog: EventCodec;
   readonly globals: Record<string, GlobalTableView>;
   /** Partition count of an output topic. */
   readonly partitionsOf: (topic: string) => number;

@@ -6,7 +6,7 @@ import { globalViews, queryContext, type CompiledApp } from '../procedures/index
 import { RoleMachine, type PartitionRole } from '../replication/index.js';
 import { applyChangelogRecord, PartitionState, type GlobalTableView } from '../state/index.js';
 import { BatchProcessor, type ProcessorObserver } from './batch-processor.js';
-import type { SchemaCatalog } from './codec/index.js';
+import type { EventCodec } from './codec/index.js';
 import type { EventLog, PartitionLease } from './event-log.js';
 
 export interface ExecutorOptions {
@@ -56,7 +56,7 @@ export class Executor {
   constructor(
     private readonly app: CompiledApp,
     private readonly log: EventLog,
-    private readonly catalog: SchemaCatalog,
+    private readonly catalog: EventCodec,
     private readonly options: ExecutorOptions,
     private readonly logger: Logger,
     private readonly observer?: ExecutorObserver,
@@ -193,6 +193,7 @@ export class Executor {
         return { partition: lease.partition, records: 0 };
       }
       if (processor.pending === 0) deadline = performance.now() + commitIntervalMs;
+      if (this.catalog.prepare) await this.catalog.prepare(records.map((r) => r.value));
       processor.apply(records);
       if (performance.now() >= deadline) break;
     }

@@ -4,4 +4,4 @@ export { BatchProcessor, type ProcessorObserver, type ProcessorOptions } from '.
 export { Executor, type ExecutorObserver, type ExecutorOptions, type HostedPartition, type BatchOutcome } from './executor.js';
 export { EmbeddedLog, type EmbeddedLogOptions } from './embedded/index.js';
 export * from './codec/index.js';
-export { KafkaLog, type KafkaLogOptions } from './kafka/index.js';
+export { KafkaLog, HttpSchemaRegistry, type KafkaLogOptions } from './kafka/index.js';

@@ -10,3 +10,4 @@ export {
 } from './single-object.js';
 export type { DecodedObject } from './single-object.js';
 export { fromJson, toJson } from './json.js';
+export { ConfluentCodec, CONFLUENT_MAGIC, CONFLUENT_HEADER_LENGTH, type EventCodec, type SchemaRegistry } from './confluent.js';

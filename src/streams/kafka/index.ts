@@ -1,3 +1,4 @@
 export { KafkaLog, type KafkaLogOptions } from './kafka-log.js';
 export { createKafka, kafkaClientConfig, type KafkaConnection } from './client.js';
 export { readPartition } from './changelog-reader.js';
+export { HttpSchemaRegistry, type RegistrySettings } from './schema-registry.js';
