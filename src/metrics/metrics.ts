@@ -16,6 +16,16 @@ export const METRIC = {
   stateKeys: 'farad_state_keys',
   ingested: 'farad_ingested_events_total',
   ingestRejected: 'farad_ingest_rejected_total',
+  consumerLag: 'farad_consumer_lag_records',
+  stateBytes: 'farad_state_bytes',
+  rebalances: 'farad_rebalances_total',
+  failovers: 'farad_failovers_total',
+  standbyLag: 'farad_standby_lag_records',
+  restoreRate: 'farad_restore_records_per_second',
+  snapshots: 'farad_snapshots_total',
+  snapshotDuration: 'farad_snapshot_duration_seconds',
+  snapshotBytes: 'farad_snapshot_bytes',
+  snapshotAge: 'farad_snapshot_age_seconds',
 } as const;
 
 const ROLES: readonly PartitionRole[] = ['restoring', 'standby', 'active', 'closing'];
@@ -34,11 +44,22 @@ export class FaradMetrics implements ExecutorObserver {
   private readonly restoreProgressRatio: Gauge<'partition'>;
   readonly ingested: Counter<'event_type'>;
   readonly ingestRejected: Counter<'reason'>;
+  readonly rebalances: Counter;
+  readonly failovers: Counter<'partition'>;
+  readonly standbyLag: Gauge<'partition'>;
+  readonly restoreRate: Gauge<'partition'>;
+  readonly snapshots: Counter<'outcome'>;
+  readonly snapshotDuration: Histogram;
+  readonly snapshotBytes: Gauge<'partition'>;
+  private readonly snapshotTakenAt = new Map<number, number>();
   // Label lookups cost more than the increments; children are cached per label set.
   private readonly processedChildren = new Map<string, { inc(): void }>();
   private readonly durationChildren = new Map<string, { observe(v: number): void }>();
 
-  constructor(stateKeys: () => Iterable<{ table: string; partition: number; keys: number }>) {
+  constructor(
+    stateKeys: () => Iterable<{ table: string; partition: number; keys: number; bytes: number }>,
+    consumerLag: () => Iterable<{ partition: number; lag: number }> = () => [],
+  ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.eventsProcessed = new Counter({
@@ -106,6 +127,79 @@ export class FaradMetrics implements ExecutorObserver {
         for (const { table, partition, keys } of stateKeys()) this.set({ table, partition: String(partition) }, keys);
       },
     });
+    new Gauge({
+      name: METRIC.stateBytes,
+      help: 'Approximate bytes of row data per table and partition (Avro-encoded size, sampled).',
+      labelNames: ['table', 'partition'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { table, partition, bytes } of stateKeys()) this.set({ table, partition: String(partition) }, bytes);
+      },
+    });
+    new Gauge({
+      name: METRIC.consumerLag,
+      help: 'Input records of each active partition not yet committed (log end minus committed offset).',
+      labelNames: ['partition'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { partition, lag } of consumerLag()) this.set({ partition: String(partition) }, lag);
+      },
+    });
+    this.rebalances = new Counter({
+      name: METRIC.rebalances,
+      help: 'Consumer group rebalances this instance took part in.',
+      registers,
+    });
+    this.failovers = new Counter({
+      name: METRIC.failovers,
+      help: 'Partitions this instance took over from a standby copy after another instance left.',
+      labelNames: ['partition'],
+      registers,
+    });
+    this.standbyLag = new Gauge({
+      name: METRIC.standbyLag,
+      help: 'Changelog records a standby partition on this instance is behind the changelog end.',
+      labelNames: ['partition'],
+      registers,
+    });
+    this.restoreRate = new Gauge({
+      name: METRIC.restoreRate,
+      help: 'Changelog records applied per second by the latest restore of each partition.',
+      labelNames: ['partition'],
+      registers,
+    });
+    const takenAt = this.snapshotTakenAt;
+    this.snapshots = new Counter({
+      name: METRIC.snapshots,
+      help: 'Snapshot attempts per outcome (ok, failed, skipped when the snapshot store is unavailable).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.snapshotDuration = new Histogram({
+      name: METRIC.snapshotDuration,
+      help: 'Time to write one partition snapshot.',
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.snapshotBytes = new Gauge({
+      name: METRIC.snapshotBytes,
+      help: 'Size of the latest snapshot of each partition.',
+      labelNames: ['partition'],
+      registers,
+    });
+    new Gauge({
+      name: METRIC.snapshotAge,
+      help: 'Seconds since the latest successful snapshot of each partition.',
+      labelNames: ['partition'],
+      registers,
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const [partition, at] of takenAt) this.set({ partition: String(partition) }, (now - at) / 1000);
+      },
+    });
     this.ingested = new Counter({
       name: METRIC.ingested,
       help: 'Events accepted by POST /events and appended to their input topic.',
@@ -121,6 +215,7 @@ export class FaradMetrics implements ExecutorObserver {
     for (const reason of ['decode_error', 'unknown_schema', 'no_procedure', 'handler_error'] satisfies DeadLetterReason[]) {
       this.deadLetters.inc({ reason }, 0);
     }
+    for (const outcome of ['ok', 'failed', 'skipped']) this.snapshots.inc({ outcome }, 0);
   }
 
   eventHandled(eventType: string, partition: number, outcome: 'ok' | 'failed', seconds: number): void {
@@ -154,6 +249,18 @@ export class FaradMetrics implements ExecutorObserver {
 
   commitFailed(partition: number): void {
     this.commitFailures.inc({ partition: String(partition) });
+  }
+
+  /** A snapshot of `partition` was written. */
+  snapshotTaken(partition: number, bytes: number, seconds: number): void {
+    this.snapshots.inc({ outcome: 'ok' });
+    this.snapshotDuration.observe(seconds);
+    this.snapshotBytes.set({ partition: String(partition) }, bytes);
+    this.snapshotTakenAt.set(partition, Date.now());
+  }
+
+  restoreFinished(partition: number, records: number, seconds: number): void {
+    this.restoreRate.set({ partition: String(partition) }, seconds > 0 ? records / seconds : records);
   }
 
   restoreProgress(partition: number, restored: number, total: number): void {

@@ -37,7 +37,13 @@ export async function startService(app: App, config: Config, options: StartOptio
   const logger = options.logger ?? createLogger(config.logLevel);
   const compiled = compileApp(app, config.settings);
   const catalog = await createCodec(compiled, config);
-  const log = options.transport ?? (await openTransport(compiled, config, logger));
+  let executor: Executor | undefined;
+  let log: EventLog | undefined;
+  const metrics = new FaradMetrics(
+    () => stateSizes(executor),
+    () => log?.consumerLag() ?? [],
+  );
+  log = options.transport ?? (await openTransport(compiled, config, logger, () => metrics.rebalances.inc()));
   try {
     await log.ensureTopics([
       ...compiled.inputTopics.map((name) => ({ name, partitions: compiled.partitions, exactPartitions: 'input' as const })),
@@ -50,12 +56,6 @@ export async function startService(app: App, config: Config, options: StartOptio
     throw err;
   }
 
-  let executor: Executor | undefined;
-  const metrics = new FaradMetrics(function* () {
-    for (const hosted of executor?.partitions() ?? []) {
-      for (const [table, keys] of hosted.state.sizes()) yield { table, partition: hosted.partition, keys };
-    }
-  });
   executor = new Executor(compiled, log, catalog, config, logger, metrics);
   const running = executor.start();
   running.catch((err: unknown) => logger.fatal({ err }, 'executor stopped on an error'));
@@ -114,7 +114,7 @@ export async function createCodec(app: CompiledApp, config: Config): Promise<Eve
 }
 
 /** The transport named by `config.transport`. */
-export async function openTransport(app: CompiledApp, config: Config, logger: Logger): Promise<EventLog> {
+export async function openTransport(app: CompiledApp, config: Config, logger: Logger, onRebalance?: () => void): Promise<EventLog> {
   if (config.transport === 'embedded') {
     return EmbeddedLog.open({
       dataDir: config.dataDir,
@@ -137,5 +137,25 @@ export async function openTransport(app: CompiledApp, config: Config, logger: Lo
     replicationFactor: config.kafka.replicationFactor,
     maxQueuedRecords: config.kafka.maxQueuedRecords,
     transactionTimeoutMs: config.kafka.transactionTimeoutMs,
+    ...(onRebalance ? { onRebalance } : {}),
   });
+}
+
+const SIZE_SAMPLE = 32;
+
+/** Rows and approximate bytes per table and partition: Avro size of a sample of rows, scaled. */
+function* stateSizes(executor: Executor | undefined): Generator<{ table: string; partition: number; keys: number; bytes: number }> {
+  for (const hosted of executor?.partitions() ?? []) {
+    for (const table of hosted.state.tableNames()) {
+      const store = hosted.state.store(table);
+      const type = hosted.state.schemaOf(table).valueType;
+      let sampled = 0;
+      let sampleBytes = 0;
+      for (const [key, value] of store.entries()) {
+        sampleBytes += String(key).length + type.toBuffer(value).length;
+        if (++sampled === SIZE_SAMPLE) break;
+      }
+      yield { table, partition: hosted.partition, keys: store.size, bytes: sampled === 0 ? 0 : Math.round((sampleBytes / sampled) * store.size) };
+    }
+  }
 }

@@ -42,6 +42,8 @@ export interface EventLog {
   partitionsOf(topic: string): number;
   /** Durably appends records (ingest); resolves once they are acknowledged. */
   append(records: readonly OutRecord[]): Promise<void>;
+  /** Input records not yet committed, per partition this instance processes. */
+  consumerLag(): Array<{ partition: number; lag: number }>;
   /** Leases granted to this instance, as they are granted. */
   leases(): Observable<PartitionLease>;
   close(): Promise<void>;

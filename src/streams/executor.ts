@@ -24,6 +24,7 @@ export interface ExecutorObserver extends ProcessorObserver {
   batchCommitted(partition: number, records: number, seconds: number): void;
   commitFailed(partition: number): void;
   restoreProgress(partition: number, restored: number, total: number): void;
+  restoreFinished(partition: number, records: number, seconds: number): void;
 }
 
 /** A partition held by this instance: its state and role. */
@@ -178,6 +179,7 @@ export class Executor {
     }
     this.observer?.restoreProgress(state.partition, restored, total);
     const seconds = (performance.now() - started) / 1000;
+    this.observer?.restoreFinished(state.partition, restored, seconds);
     if (restored > 0) this.logger.info({ partition: state.partition, restored, seconds }, 'partition restored');
   }
 

@@ -117,6 +117,16 @@ export class EmbeddedLog implements EventLog {
     return this.topics.has(topic);
   }
 
+  consumerLag(): Array<{ partition: number; lag: number }> {
+    return Array.from({ length: this.options.partitions }, (_, partition) => ({
+      partition,
+      lag: this.options.inputTopics.reduce(
+        (sum, topic) => sum + this.endOffset(topic, partition) - this.committedOffset(this.options.group, topic, partition),
+        0,
+      ),
+    }));
+  }
+
   leases(): Observable<PartitionLease> {
     return new Observable<PartitionLease>((subscriber) => {
       for (let p = 0; p < this.options.partitions; p++) {

@@ -24,6 +24,8 @@ export interface KafkaLogOptions {
   /** Records buffered per partition before its fetching pauses. */
   readonly maxQueuedRecords: number;
   readonly transactionTimeoutMs: number;
+  /** Called after every group rebalance this member joins. */
+  readonly onRebalance?: () => void;
 }
 
 /**
@@ -80,6 +82,10 @@ export class KafkaLog implements EventLog {
       this.producer = producer;
     }
     await this.producer.sendBatch({ topicMessages: toTopicMessages(records), acks: -1 });
+  }
+
+  consumerLag(): Array<{ partition: number; lag: number }> {
+    return [...this.owned.values()].map((lease) => ({ partition: lease.partition, lag: lease.lag() }));
   }
 
   leases(): Observable<PartitionLease> {
@@ -139,7 +145,8 @@ export class KafkaLog implements EventLog {
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       const assigned = new Set<number>();
       for (const partitions of Object.values(event.payload.memberAssignment)) for (const p of partitions) assigned.add(p);
-      options.logger.info({ partitions: [...assigned].sort((a, b) => a - b), generation: event.payload.groupProtocol }, 'group assignment');
+      options.logger.info({ partitions: [...assigned].sort((a, b) => a - b) }, 'group assignment');
+      options.onRebalance?.();
       // Pause new partitions at once: their input must not flow before fence + restore.
       const fresh = [...assigned].filter((p) => !this.owned.has(p));
       if (fresh.length > 0) consumer.pause(options.inputTopics.map((topic) => ({ topic, partitions: fresh })));
@@ -196,6 +203,10 @@ class KafkaLease implements PartitionLease {
   private head = 0;
   /** Records handed to the executor since the last commit, replayed after a failed commit. */
   private uncommitted: LogRecord[] = [];
+  /** Log end (high watermark) per input topic, as last seen by a fetch. */
+  private readonly logEnd = new Map<string, number>();
+  /** Committed (next) offset per input topic. */
+  private readonly committedAt = new Map<string, number>();
   /** Next offset to accept per input topic; unset until input resumes after restore. */
   private readonly nextOffset = new Map<string, number>();
   private resumed = false;
@@ -250,7 +261,15 @@ class KafkaLease implements PartitionLease {
   }
 
   /** Called from the consumer's eachBatch: queues what continues the partition's input. */
+  /** Records between the committed offsets and the log end, over the input topics. */
+  lag(): number {
+    let lag = 0;
+    for (const [topic, end] of this.logEnd) lag += Math.max(0, end - (this.committedAt.get(topic) ?? end));
+    return lag;
+  }
+
   accept(batch: Batch): void {
+    this.logEnd.set(batch.topic, Number(batch.highWatermark));
     if (!this.live) return;
     const next = this.nextOffset.get(batch.topic);
     if (next === undefined) return; // still restoring; input resumes from the committed offset later
@@ -324,6 +343,7 @@ class KafkaLease implements PartitionLease {
       throw new TransportError(`Kafka transaction of partition ${this.partition} failed: ${describeError(err)}`, { partition: this.partition }, { cause: err });
     }
     this.uncommitted = [];
+    for (const o of plan.offsets) this.committedAt.set(o.topic, o.offset);
   }
 
   async rewind(): Promise<void> {
@@ -340,6 +360,7 @@ class KafkaLease implements PartitionLease {
     this.head = 0;
     for (const [topic, offset] of committed) {
       this.nextOffset.set(topic, offset);
+      this.committedAt.set(topic, offset);
       this.consumer.seek({ topic, partition: this.partition, offset: String(offset) });
     }
     this.resumed = true;
