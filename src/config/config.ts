@@ -176,7 +176,10 @@ export function loadConfig(options: LoadOptions = {}): Config {
     raw = readConfigFile(options.file);
     markSources(raw, '', `config file ${options.file}`, sources);
   }
-  if (options.overrides) raw = merge(raw, options.overrides as Record<string, unknown>);
+  if (options.overrides) {
+    raw = merge(raw, options.overrides as Record<string, unknown>);
+    markSources(options.overrides as Record<string, unknown>, '', 'overrides', sources);
+  }
 
   for (const field of ENV_FIELDS) {
     const name = envNameOf(field.path);
@@ -187,7 +190,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
     sources.set(field.path, `environment variable ${name}`);
   }
   for (const [name, text] of Object.entries(env)) {
-    if (!name.startsWith(SETTINGS_PREFIX) || text === undefined) continue;
+    if (!name.startsWith(SETTINGS_PREFIX) || text === undefined || text === '') continue;
     const key = camelOf(name.slice(SETTINGS_PREFIX.length));
     raw = setPath(raw, ['settings', key], text);
     sources.set(`settings.${key}`, `environment variable ${name}`);
@@ -198,7 +201,9 @@ export function loadConfig(options: LoadOptions = {}): Config {
     const problems = parsed.error.issues.map((issue) => {
       const path = issue.path.map(String).join('.');
       const unknownKeys = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
-      const source = sources.get(path) ?? closestSource(path, sources) ?? 'configuration';
+      // An unknown key is reported at its parent's path; its own path says where it was written.
+      const ownPath = issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? (path ? `${path}.${issue.keys[0]}` : issue.keys[0]) : path;
+      const source = sources.get(ownPath) ?? closestSource(path, sources) ?? 'configuration';
       return `${path || '(top level)'}${unknownKeys}: ${issue.message} [from ${source}]`;
     });
     throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`, { field: parsed.error.issues[0]?.path.map(String).join('.') });

@@ -1,7 +1,8 @@
 import type avro from 'avsc';
 import { AppDefinitionError } from '../errors.js';
 import type { App, GlobalTableDef, ProcedureDef, QueryDef, TableDef, TableKeyType, TableScope } from './app.js';
-import { isAsyncFunction } from './determinism.js';
+import type { HandlerContext } from './context.js';
+import { isAsyncFunction, isGeneratorFunction } from './determinism.js';
 import { parseType } from './schema.js';
 import { checkKey, deepFreeze, describeInvalid } from '../state/index.js';
 
@@ -20,7 +21,8 @@ export interface CompiledEvent {
 export interface CompiledProcedure {
   readonly eventAlias: string;
   readonly partitionKey: (event: unknown) => string | number;
-  readonly handle: (ctx: unknown, event: unknown) => unknown;
+  /** Runs the handler with `ctx` open for writes and emits only until it returns. */
+  readonly handle: (ctx: HandlerContext, event: unknown) => unknown;
 }
 
 export interface CompiledTable {
@@ -176,7 +178,8 @@ function compileSettings(
     const expected = typeof defaults[key];
     // Environment overrides arrive as strings; coerce to the default's type.
     let coerced = value;
-    if (typeof value === 'string' && expected === 'number') coerced = Number(value);
+    // Number('') and Number('  ') are 0: a blank string is no number.
+    if (typeof value === 'string' && expected === 'number' && value.trim() !== '') coerced = Number(value);
     if (typeof value === 'string' && expected === 'boolean') coerced = value === 'true' ? true : value === 'false' ? false : value;
     if (typeof coerced !== expected || (expected === 'number' && !Number.isFinite(coerced))) {
       fail(`settings.${key} must be a ${expected}, got ${JSON.stringify(value)}`);
@@ -198,12 +201,15 @@ function compileProcedure(
   if (isAsyncFunction(def.handle)) {
     fail(`procedure "${alias}": handle() is async; handlers must be synchronous so they run as one transaction (do I/O outside farad and send its result as an event)`);
   }
+  if (isGeneratorFunction(def.handle)) {
+    fail(`procedure "${alias}": handle() is a generator function; calling it would run none of its body (write a plain synchronous function)`);
+  }
   if (!inputTopicOf.has(alias)) fail(`procedure "${alias}" handles an event that no input topic carries; add it to an input's events`);
   for (const emitted of def.emits ?? []) {
     if (!(emitted in events)) fail(`procedure "${alias}" emits "${emitted}", which is not in events`);
     if (!outputs[emitted]) fail(`procedure "${alias}" emits "${emitted}", which has no output topic; add it to outputs`);
   }
-  return { eventAlias: alias, partitionKey: def.partitionKey, handle: def.handle };
+  return { eventAlias: alias, partitionKey: def.partitionKey, handle: (ctx, event) => ctx.invoke(def, event) };
 }
 
 function compileTable(name: string, def: TableDef, global: boolean): CompiledTable {

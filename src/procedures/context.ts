@@ -6,6 +6,7 @@ import {
   type PartitionState,
   type TableReader,
 } from '../state/index.js';
+import type { ProcedureDef } from './app.js';
 import type { CompiledApp, CompiledEvent } from './compile.js';
 import { eventSeed, seededRandom } from './determinism.js';
 
@@ -33,6 +34,8 @@ export class HandlerContext {
   private topic = '';
   private rng: (() => number) | undefined;
   private emitted: Emitted[] = [];
+  /** True only while `invoke` runs a handler; writes and emits are refused at any other time. */
+  private handling = false;
 
   constructor(
     private readonly app: CompiledApp,
@@ -41,7 +44,8 @@ export class HandlerContext {
   ) {
     this.partition = state.partition;
     this.settings = app.settings;
-    this.tables = Object.fromEntries([...app.tables.keys()].map((name) => [name, new HandlerTable(state, name)]));
+    const assertHandling = (operation: string): void => this.assertHandling(operation);
+    this.tables = Object.fromEntries([...app.tables.keys()].map((name) => [name, new HandlerTable(state, name, assertHandling)]));
     this.globals = globals;
   }
 
@@ -55,12 +59,35 @@ export class HandlerContext {
     if (this.emitted.length > 0) this.emitted = [];
   }
 
+  /**
+   * Runs a procedure's handler on the current event. When it returns, the context closes: a
+   * handler that kept `ctx` or a table for later (a Promise continuation, a timer) cannot write
+   * or emit outside its transaction.
+   */
+  invoke(procedure: Pick<ProcedureDef<unknown, unknown>, 'handle'>, event: unknown): unknown {
+    this.handling = true;
+    try {
+      return procedure.handle(this, event);
+    } finally {
+      this.handling = false;
+    }
+  }
+
+  private assertHandling(operation: string): void {
+    if (this.handling) return;
+    throw new HandlerContractError(
+      `${operation} was called after the handler returned; handlers must be synchronous and must not keep ctx or its tables for later`,
+      { partition: this.partition },
+    );
+  }
+
   random(): number {
     this.rng ??= seededRandom(eventSeed(this.topic, this.partition, this.offset));
     return this.rng();
   }
 
   emit(alias: string, value: unknown, options?: { key?: string }): void {
+    this.assertHandling(`emit("${alias}")`);
     const event = this.app.events.get(alias);
     const context = { eventType: this.eventType, partition: this.partition, offset: this.offset };
     if (!event) throw new HandlerContractError(`emit("${alias}"): no such event in the app`, context);

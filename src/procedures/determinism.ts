@@ -37,6 +37,12 @@ export function isAsyncFunction(fn: unknown): boolean {
   return typeof fn === 'function' && fn.constructor?.name === 'AsyncFunction';
 }
 
+/** True for `function*` / `async function*` handlers: calling one returns an iterator and runs nothing. */
+export function isGeneratorFunction(fn: unknown): boolean {
+  const kind = typeof fn === 'function' ? fn.constructor?.name : undefined;
+  return kind === 'GeneratorFunction' || kind === 'AsyncGeneratorFunction';
+}
+
 export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
     value !== null &&

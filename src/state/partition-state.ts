@@ -204,30 +204,36 @@ export class PartitionState {
 
   // ---- checks made on every handler write --------------------------------------------------
 
-  /** Validates a handler's write; throws a typed error naming the table, key and field. */
+  /** Validates a handler's put; throws a typed error naming the table, key and field. */
   checkWrite(table: string, key: Key, value: unknown): void {
+    this.checkWritableKey(table, key);
+    const invalid = describeInvalid(this.schemaOf(table).valueType, value);
+    if (invalid) {
+      throw new SchemaValidationError(`table "${table}", key ${JSON.stringify(key)}: ${invalid.message}`, {
+        ...this.errorContext(table),
+        field: invalid.field,
+      });
+    }
+  }
+
+  /** Validates the key of a handler's put or delete: its type and its partition. */
+  checkWritableKey(table: string, key: Key): void {
     const schema = this.schemaOf(table);
-    const context = { table, partition: this.partition, ...this.position };
     const keyProblem = checkKey(schema.keyType, key);
-    if (keyProblem) throw new HandlerContractError(`table "${table}": key ${JSON.stringify(key)} ${keyProblem}`, context);
+    if (keyProblem) throw new HandlerContractError(`table "${table}": key ${JSON.stringify(key)} ${keyProblem}`, this.errorContext(table));
     if (schema.scope === 'partitioned') {
       const owner = partitionForKey(String(key), this.partitionCount);
       if (owner !== this.partition) {
         throw new WrongPartitionError(
           `table "${table}": key ${JSON.stringify(key)} belongs to partition ${owner}, not ${this.partition}; ` +
             'a handler may only write keys of its own partition (emit an event keyed by that key instead)',
-          context,
+          this.errorContext(table),
         );
       }
     }
-    if (value !== undefined) {
-      const invalid = describeInvalid(schema.valueType, value);
-      if (invalid) {
-        throw new SchemaValidationError(`table "${table}", key ${JSON.stringify(key)}: ${invalid.message}`, {
-          ...context,
-          field: invalid.field,
-        });
-      }
-    }
+  }
+
+  private errorContext(table: string) {
+    return { table, partition: this.partition, ...this.position };
   }
 }

@@ -15,11 +15,15 @@ export interface TableWriter extends TableReader {
   delete(key: Key): boolean;
 }
 
+const alwaysWritable = (): void => {};
+
 /** A table as a handler sees it: live reads, writes checked and recorded in the undo log. */
 export class HandlerTable implements TableWriter {
   constructor(
     private readonly state: PartitionState,
     private readonly table: string,
+    /** Throws when writes are not allowed now (the handler that holds this table returned). */
+    private readonly assertWritable: (operation: string) => void = alwaysWritable,
   ) {}
 
   get(key: Key): unknown {
@@ -40,12 +44,14 @@ export class HandlerTable implements TableWriter {
   }
 
   put(key: Key, value: unknown): void {
+    this.assertWritable(`${this.table}.put()`);
     this.state.checkWrite(this.table, key, value);
     this.state.write(this.table, key, deepFreeze(value));
   }
 
   delete(key: Key): boolean {
-    this.state.checkWrite(this.table, key, undefined);
+    this.assertWritable(`${this.table}.delete()`);
+    this.state.checkWritableKey(this.table, key);
     if (!this.state.store(this.table).has(key)) return false;
     this.state.write(this.table, key, undefined);
     return true;
