@@ -1,4 +1,5 @@
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../config/index.js';
@@ -30,10 +31,13 @@ export class InputLineError extends FaradError {
  */
 export async function produce(app: App, config: Config, options: ProduceOptions, logger: Logger): Promise<number> {
   const compiled = compileApp(app, config.settings);
-  const lines = createInterface({
-    input: options.input === undefined || options.input === '-' ? process.stdin : createReadStream(options.input),
-    crlfDelay: Infinity,
-  });
+  if (options.input !== undefined && options.input !== '-') {
+    try {
+      await access(options.input, constants.R_OK);
+    } catch (err) {
+      throw new InputLineError(`cannot read ${options.input}: ${(err as Error).message}`);
+    }
+  }
   let sink: Sink;
   if (options.url) sink = httpSink(options.url, options.type, options.token);
   else {
@@ -47,10 +51,17 @@ export async function produce(app: App, config: Config, options: ProduceOptions,
     }
   }
 
+  // Only now open the input: readline emits lines as soon as it has a reader, and lines emitted
+  // before the `for await` below starts (e.g. while the sink was opening) would be lost.
+  const lines = createInterface({
+    input: options.input === undefined || options.input === '-' ? process.stdin : createReadStream(options.input),
+    crlfDelay: Infinity,
+  });
   const progress = new Progress();
   let lineNo = 0;
   let batch: unknown[] = [];
-  let firstLine = 1;
+  // Line number of each event in `batch` (blank lines are skipped, so they are not consecutive).
+  let batchLines: number[] = [];
   try {
     for await (const line of lines) {
       lineNo++;
@@ -61,16 +72,17 @@ export async function produce(app: App, config: Config, options: ProduceOptions,
       } catch (err) {
         throw new InputLineError(`line ${lineNo}: not valid JSON: ${(err as Error).message}`);
       }
-      if (batch.length === 0) firstLine = lineNo;
       batch.push(json);
+      batchLines.push(lineNo);
       if (batch.length >= CHUNK) {
-        await sink.send(batch, firstLine);
+        await sink.send(batch, batchLines);
         progress.add(batch.length);
         batch = [];
+        batchLines = [];
       }
     }
     if (batch.length > 0) {
-      await sink.send(batch, firstLine);
+      await sink.send(batch, batchLines);
       progress.add(batch.length);
     }
   } finally {
@@ -81,7 +93,8 @@ export async function produce(app: App, config: Config, options: ProduceOptions,
 }
 
 interface Sink {
-  send(events: unknown[], firstLine: number): Promise<void>;
+  /** `lines[i]` is the input line number of `events[i]`, for error messages. */
+  send(events: unknown[], lines: readonly number[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -93,12 +106,12 @@ async function directSink(app: ReturnType<typeof compileApp>, config: Config, ty
     const ingest = new Ingest(app, await createCodec(app, config), log);
     const event = ingest.inputEvent(type);
     return {
-      async send(events, firstLine) {
+      async send(events, lines) {
         const records = events.map((json, i) => {
           try {
             return ingest.fromJson(event, json);
           } catch (err) {
-            if (err instanceof SchemaValidationError) throw new InputLineError(`line ${firstLine + i}: ${err.message}`, err.context);
+            if (err instanceof SchemaValidationError) throw new InputLineError(`line ${lines[i]}: ${err.message}`, err.context);
             throw err;
           }
         });
@@ -115,7 +128,7 @@ async function directSink(app: ReturnType<typeof compileApp>, config: Config, ty
 function httpSink(base: string, type: string, token: string | undefined): Sink {
   const url = `${base.replace(/\/$/, '')}/events/${encodeURIComponent(type)}`;
   return {
-    async send(events, firstLine) {
+    async send(events, lines) {
       let response: Response;
       try {
         response = await fetch(url, {
@@ -129,7 +142,7 @@ function httpSink(base: string, type: string, token: string | undefined): Sink {
       }
       if (response.status !== 202) {
         const body = (await response.json().catch(() => ({}))) as { message?: string; index?: number };
-        const where = body.index !== undefined ? `line ${firstLine + body.index}: ` : '';
+        const where = body.index !== undefined ? `line ${lines[body.index] ?? '?'}: ` : '';
         throw new InputLineError(`${where}${url} answered ${response.status}: ${body.message ?? response.statusText}`);
       }
     },

@@ -103,7 +103,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     return reply.type(metrics.registry.contentType).send(body);
   });
 
-  http.post<{ Params: { type: string } }>('/events/:type', { preHandler: requireToken }, async (request, reply) => {
+  http.post<{ Params: { type: string } }>('/events/:type', { onRequest: requireToken }, async (request, reply) => {
     let event;
     try {
       event = ingest.inputEvent(request.params.type);
@@ -139,7 +139,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     return reply.code(202).send({ accepted: records.length, eventType: event.fullName, topic: event.inputTopic });
   });
 
-  http.get<{ Params: { table: string; key: string } }>('/tables/:table/:key', { preHandler: requireToken }, async (request) => {
+  http.get<{ Params: { table: string; key: string } }>('/tables/:table/:key', { onRequest: requireToken }, async (request) => {
     const { table, global } = findTable(app, request.params.table);
     const key = parseKey(table, request.params.key);
     if (global) {
@@ -159,7 +159,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
 
   http.get<{ Params: { table: string }; Querystring: { after?: string; limit?: string } }>(
     '/tables/:table',
-    { preHandler: requireToken },
+    { onRequest: requireToken },
     async (request) => {
       const { table, global } = findTable(app, request.params.table);
       const limit = parseLimit(request.query.limit);
@@ -175,14 +175,22 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
         }
         rows.sort((a, b) => compareKeys(a.key, b.key) || (a.partition ?? 0) - (b.partition ?? 0));
       }
-      // For local tables a key may repeat across partitions; page by key so no row is skipped.
-      const page = rows.slice(0, limit);
+      // For local tables a key may repeat across partitions; page by key so no row is skipped:
+      // a page holds every row of its last key (`after` resumes past the whole key).
+      let page = rows.slice(0, limit);
       let next: Key | null = rows.length > limit ? page[page.length - 1]!.key : null;
       if (next !== null && table.scope === 'local') {
         const lastKey = next;
         const cut = page.findIndex((r) => r.key === lastKey);
-        page.length = cut > 0 ? cut : page.length;
-        next = cut > 0 ? page[page.length - 1]!.key : null;
+        if (cut > 0) {
+          page.length = cut;
+          next = page[cut - 1]!.key;
+        } else {
+          // The page is all one key: return all of its rows (at most one per partition, and each
+          // partition's scan began with it), even if that is more than `limit`.
+          page = rows.filter((r) => r.key === lastKey);
+          next = rows.length > page.length ? lastKey : null;
+        }
       }
       return {
         table: table.name,
@@ -194,7 +202,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
 
   http.get<{ Params: { name: string }; Querystring: Record<string, string> }>(
     '/queries/:name',
-    { preHandler: requireToken },
+    { onRequest: requireToken },
     async (request, reply) => {
       if (!app.queries.has(request.params.name)) {
         throw new HttpProblem(404, 'unknown_query', `no query "${request.params.name}"; this app has ${[...app.queries.keys()].join(', ') || 'none'}`);
