@@ -41,6 +41,26 @@ const configSchema = z
     settings: z.record(z.string(), z.unknown()).default({}),
     /** Stable name of this instance (the pod name on Kubernetes). Default: the host name. */
     instanceId: z.string().min(1).default(hostname()),
+    /** Warm standby copies per partition on other instances (k-safety). Default 1. */
+    replicas: z.number().int().min(0).max(10).default(1),
+    /** Failure domain of this instance (node or zone); standbys prefer another rack. */
+    rack: z.string().min(1).optional(),
+    /** How other instances reach this one's HTTP API (forwarded reads). Default http://<host name>:<http.port>. */
+    advertisedUrl: z.string().url().optional(),
+    /** How often each active partition writes a snapshot to Redis; 0 disables periodic snapshots. Default 60 s. */
+    snapshotIntervalMs: z.number().int().min(0).default(60_000),
+    redis: z
+      .object({
+        /** Redis for snapshots (`redis://` or `rediss://`); unset disables snapshots. */
+        url: z.string().min(1).optional(),
+        password: z.string().min(1).optional(),
+        /** Connect with TLS (also implied by a `rediss://` URL). Default false. */
+        tls: z.boolean().default(false),
+        /** Snapshots kept per partition. Default 2. */
+        keep: z.number().int().min(1).max(100).default(2),
+      })
+      .strict()
+      .prefault({}),
     /** Consumer group session timeout: how long a silent instance keeps its partitions. Default 10 s. */
     sessionTimeoutMs: z.number().int().min(1000).max(300_000).default(10_000),
     kafka: z
@@ -128,6 +148,14 @@ const ENV_FIELDS: ReadonlyArray<{ path: string; type: 'string' | 'number' | 'boo
   { path: 'http.token', type: 'string' },
   { path: 'http.bodyLimitBytes', type: 'number' },
   { path: 'instanceId', type: 'string' },
+  { path: 'replicas', type: 'number' },
+  { path: 'rack', type: 'string' },
+  { path: 'advertisedUrl', type: 'string' },
+  { path: 'snapshotIntervalMs', type: 'number' },
+  { path: 'redis.url', type: 'string' },
+  { path: 'redis.password', type: 'string' },
+  { path: 'redis.tls', type: 'boolean' },
+  { path: 'redis.keep', type: 'number' },
   { path: 'sessionTimeoutMs', type: 'number' },
   { path: 'kafka.brokers', type: 'list' },
   { path: 'kafka.clientId', type: 'string' },

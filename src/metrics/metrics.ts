@@ -259,6 +259,10 @@ export class FaradMetrics implements ExecutorObserver {
     this.snapshotTakenAt.set(partition, Date.now());
   }
 
+  failedOver(partition: number): void {
+    this.failovers.inc({ partition: String(partition) });
+  }
+
   restoreFinished(partition: number, records: number, seconds: number): void {
     this.restoreRate.set({ partition: String(partition) }, seconds > 0 ? records / seconds : records);
   }

@@ -64,3 +64,56 @@ export function assignPartitions(partitions: number, members: readonly MemberRep
   for (const held of result.values()) held.sort((a, b) => a - b);
   return result;
 }
+
+export interface StandbyCandidate {
+  readonly instanceId: string;
+  readonly rack?: string | undefined;
+  /** Partitions it holds warm now, with their changelog offsets (keeps placement sticky). */
+  readonly warm?: Readonly<Record<number, number>>;
+}
+
+/**
+ * Places `replicas` standby copies of every partition on instances other than its active owner:
+ * on distinct instances, on racks other than the owner's and each other's when racks tell them
+ * apart, sticky (an instance that holds a partition warm keeps it), then least loaded. Every
+ * member computes this from the same group view, so all agree without another round trip.
+ */
+export function placeStandbys(
+  partitions: number,
+  members: readonly StandbyCandidate[],
+  active: ReadonlyMap<string, readonly number[]>,
+  replicas: number,
+): Map<string, number[]> {
+  const sorted = [...members].sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+  const result = new Map<string, number[]>(sorted.map((m) => [m.instanceId, []]));
+  const load = new Map<string, number>(sorted.map((m) => [m.instanceId, active.get(m.instanceId)?.length ?? 0]));
+  const ownerOf = new Map<number, string>();
+  for (const [instanceId, owned] of active) for (const p of owned) ownerOf.set(p, instanceId);
+  const rackOf = new Map(sorted.map((m) => [m.instanceId, m.rack ?? m.instanceId]));
+
+  for (let p = 0; p < partitions; p++) {
+    const owner = ownerOf.get(p);
+    const chosen: string[] = [];
+    const usedRacks = new Set<string>(owner !== undefined ? [rackOf.get(owner) ?? owner] : []);
+    const want = Math.min(replicas, sorted.length - (owner !== undefined ? 1 : 0));
+    while (chosen.length < want) {
+      const candidates = sorted.filter((m) => m.instanceId !== owner && !chosen.includes(m.instanceId));
+      candidates.sort((a, b) => {
+        const newRackA = usedRacks.has(rackOf.get(a.instanceId)!) ? 1 : 0;
+        const newRackB = usedRacks.has(rackOf.get(b.instanceId)!) ? 1 : 0;
+        if (newRackA !== newRackB) return newRackA - newRackB;
+        const warmA = a.warm?.[p] !== undefined ? 0 : 1;
+        const warmB = b.warm?.[p] !== undefined ? 0 : 1;
+        if (warmA !== warmB) return warmA - warmB;
+        return load.get(a.instanceId)! - load.get(b.instanceId)! || a.instanceId.localeCompare(b.instanceId);
+      });
+      const pick = candidates[0];
+      if (!pick) break;
+      chosen.push(pick.instanceId);
+      usedRacks.add(rackOf.get(pick.instanceId)!);
+      load.set(pick.instanceId, load.get(pick.instanceId)! + 1);
+      result.get(pick.instanceId)!.push(p);
+    }
+  }
+  return result;
+}

@@ -1,7 +1,6 @@
-/**
- * Replication: partition roles and assignment; standby tailing, failover and Redis snapshots
- * build on these interfaces.
- */
+/** Replication: partition roles, active/standby assignment, standby copies and snapshots. */
 export { RoleMachine, IllegalTransitionError, type PartitionRole } from './roles.js';
-export { assignPartitions, type Assignment, type MemberReport } from './assignor.js';
-export type { SnapshotStore, PartitionSnapshot, AssignmentPlan, MemberState } from './interfaces.js';
+export { assignPartitions, placeStandbys, type Assignment, type MemberReport, type StandbyCandidate } from './assignor.js';
+export { RedisSnapshotStore, type RedisSnapshotOptions } from './redis-snapshots.js';
+export type { SnapshotStore, SnapshotInfo, AssignmentPlan } from './interfaces.js';
+export { StandbyManager, type ChangelogFollower, type FollowedRecord, type StandbyManagerOptions } from './standby-manager.js';

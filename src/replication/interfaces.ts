@@ -1,28 +1,27 @@
-/** A partition's tables as of a changelog offset, for fast restore. */
-export interface PartitionSnapshot {
-  readonly app: string;
+/** What is known about a stored snapshot without loading it. */
+export interface SnapshotInfo {
+  readonly id: string;
   readonly partition: number;
-  /** The next changelog offset to apply after loading this snapshot. */
   readonly changelogOffset: number;
-  /** Encoded rows (see state's changelog codec): key/value pairs as in the changelog. */
-  readonly rows: ReadonlyArray<{ readonly key: Buffer; readonly value: Buffer }>;
   readonly takenAt: number;
+  readonly bytes: number;
+  readonly rows: number;
+  /** True for the one restores use. */
+  readonly current: boolean;
 }
 
-/** Where snapshots are kept (Redis in production). Writes publish atomically; reads verify checksums. */
+/**
+ * Where partition snapshots are kept (Redis in production). `save` writes under a new id and
+ * then publishes it atomically as the partition's current snapshot; readers never see half of one.
+ */
 export interface SnapshotStore {
-  save(snapshot: PartitionSnapshot): Promise<void>;
-  /** The latest valid snapshot, or undefined when there is none or it fails its checksum. */
-  load(app: string, partition: number): Promise<PartitionSnapshot | undefined>;
-}
-
-/** What a group member reports to the assignor: which partitions it holds warm and how fresh. */
-export interface MemberState {
-  readonly memberId: string;
-  readonly instanceId: string;
-  readonly rack: string | undefined;
-  /** Changelog offset each partition held by this member has reached. */
-  readonly warm: ReadonlyMap<number, number>;
+  save(partition: number, bytes: Buffer, info: Omit<SnapshotInfo, 'id' | 'current' | 'bytes'>): Promise<string>;
+  /** The current snapshot's bytes, or undefined when there is none. */
+  load(partition: number, id?: string): Promise<Buffer | undefined>;
+  list(partition?: number): Promise<SnapshotInfo[]>;
+  /** Makes a stored snapshot the current one (restore then replays more changelog, to the same end). */
+  publish(partition: number, id: string): Promise<void>;
+  close(): Promise<void>;
 }
 
 /** Active and standby partitions per instance. */

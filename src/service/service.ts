@@ -6,6 +6,10 @@ import { compileApp, type App, type CompiledApp } from '../procedures/index.js';
 import { ConfluentCodec, EmbeddedLog, Executor, HttpSchemaRegistry, KafkaLog, SchemaCatalog, type EventCodec, type EventLog } from '../streams/index.js';
 import { buildHttpServer } from '../http/index.js';
 import { ConfigError } from '../errors.js';
+import { hostname } from 'node:os';
+import { StandbyManager } from '../replication/index.js';
+import { PartitionState } from '../state/index.js';
+import { createSnapshotStore, createSnapshotter, loadSnapshotInto } from './replication.js';
 import { Ingest } from './ingest.js';
 
 /** A running farad instance. */
@@ -39,11 +43,27 @@ export async function startService(app: App, config: Config, options: StartOptio
   const catalog = await createCodec(compiled, config);
   let executor: Executor | undefined;
   let log: EventLog | undefined;
+  let standbys: StandbyManager | undefined;
   const metrics = new FaradMetrics(
     () => stateSizes(executor),
     () => log?.consumerLag() ?? [],
   );
-  log = options.transport ?? (await openTransport(compiled, config, logger, () => metrics.rebalances.inc()));
+  const snapshots = createSnapshotStore(compiled, config, logger);
+  const hooks: TransportHooks = {
+    onRebalance: () => metrics.rebalances.inc(),
+    warm: () => standbys?.warm() ?? {},
+    onStandbys: (partitions, active) => standbys?.assign(partitions, active),
+  };
+  log = options.transport ?? (await openTransport(compiled, config, logger, hooks));
+  if (log instanceof KafkaLog && config.replicas > 0) {
+    standbys = new StandbyManager({
+      newState: (p) => new PartitionState(p, compiled.partitions, compiled.tables.values()),
+      follower: log.changelogFollower(),
+      ...(snapshots ? { loadSnapshot: (p: number, into: PartitionState) => loadSnapshotInto(snapshots, p, into, logger) } : {}),
+      logger,
+      onLag: (p, lag) => (lag === undefined ? metrics.standbyLag.remove({ partition: String(p) }) : metrics.standbyLag.set({ partition: String(p) }, lag)),
+    });
+  }
   try {
     await log.ensureTopics([
       ...compiled.inputTopics.map((name) => ({ name, partitions: compiled.partitions, exactPartitions: 'input' as const })),
@@ -56,7 +76,21 @@ export async function startService(app: App, config: Config, options: StartOptio
     throw err;
   }
 
-  executor = new Executor(compiled, log, catalog, config, logger, metrics);
+  executor = new Executor(
+    compiled,
+    log,
+    catalog,
+    {
+      ...config,
+      seeds: {
+        takeStandby: (p) => standbys?.take(p),
+        loadSnapshot: async (p, into) => (snapshots ? loadSnapshotInto(snapshots, p, into, logger) : undefined),
+      },
+      snapshots: snapshots ? createSnapshotter(compiled, snapshots, config.snapshotIntervalMs, metrics) : undefined,
+    },
+    logger,
+    metrics,
+  );
   const running = executor.start();
   running.catch((err: unknown) => logger.fatal({ err }, 'executor stopped on an error'));
 
@@ -95,7 +129,10 @@ export async function startService(app: App, config: Config, options: StartOptio
       stopping ??= (async () => {
         await http.close();
         await executor.stop();
-        await log.close();
+        await standbys?.close();
+        await log.close(); // leaves the group: other instances take the partitions over now
+        await executor.flushFinalSnapshots();
+        await snapshots?.close();
         logger.info({ app: compiled.name }, 'farad stopped');
       })();
       return stopping;
@@ -114,7 +151,14 @@ export async function createCodec(app: CompiledApp, config: Config): Promise<Eve
 }
 
 /** The transport named by `config.transport`. */
-export async function openTransport(app: CompiledApp, config: Config, logger: Logger, onRebalance?: () => void): Promise<EventLog> {
+/** Callbacks a transport calls as group membership changes. */
+export interface TransportHooks {
+  onRebalance?: () => void;
+  warm?: () => Record<number, number>;
+  onStandbys?: (standby: number[], active: ReadonlySet<number>) => void;
+}
+
+export async function openTransport(app: CompiledApp, config: Config, logger: Logger, hooks: TransportHooks = {}): Promise<EventLog> {
   if (config.transport === 'embedded') {
     return EmbeddedLog.open({
       dataDir: config.dataDir,
@@ -137,7 +181,10 @@ export async function openTransport(app: CompiledApp, config: Config, logger: Lo
     replicationFactor: config.kafka.replicationFactor,
     maxQueuedRecords: config.kafka.maxQueuedRecords,
     transactionTimeoutMs: config.kafka.transactionTimeoutMs,
-    ...(onRebalance ? { onRebalance } : {}),
+    replicas: config.replicas,
+    rack: config.rack,
+    advertisedUrl: config.advertisedUrl ?? `http://${hostname()}:${config.http.port}`,
+    ...hooks,
   });
 }
 

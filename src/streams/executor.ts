@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { defer, EMPTY, from, lastValueFrom, mergeMap, Observable, repeat, retry, Subject, takeUntil, takeWhile, timer } from 'rxjs';
+import { concat, defer, EMPTY, from, ignoreElements, lastValueFrom, mergeMap, Observable, repeat, retry, Subject, takeUntil, takeWhile, timer } from 'rxjs';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import { globalViews, queryContext, type CompiledApp } from '../procedures/index.js';
@@ -9,6 +9,20 @@ import { BatchProcessor, type ProcessorObserver } from './batch-processor.js';
 import type { EventCodec } from './codec/index.js';
 import type { EventLog, PartitionLease } from './event-log.js';
 
+/** Where a partition's state can come from besides the changelog. */
+export interface PartitionSeeds {
+  /** Hands over this instance's warm standby copy of the partition, if it has one. */
+  takeStandby(partition: number): { state: PartitionState; changelogOffset: number } | undefined;
+  /** Loads the latest snapshot into `into`; returns the changelog offset it reflects, or undefined. */
+  loadSnapshot(partition: number, into: PartitionState): Promise<number | undefined>;
+}
+
+/** Writes snapshots of active partitions. */
+export interface Snapshotter {
+  readonly intervalMs: number;
+  save(partition: number, state: PartitionState, changelogOffset: number): Promise<void>;
+}
+
 export interface ExecutorOptions {
   /** Longest time a batch stays open before it is committed. */
   readonly commitIntervalMs: number;
@@ -16,6 +30,8 @@ export interface ExecutorOptions {
   readonly maxBatchRecords: number;
   /** First retry delay after a failed commit; doubles up to 30 s. */
   readonly retryBackoffMs: number;
+  readonly seeds?: PartitionSeeds | undefined;
+  readonly snapshots?: Snapshotter | undefined;
 }
 
 /** Metrics hooks of the executor beyond those of the batch processor. */
@@ -25,12 +41,14 @@ export interface ExecutorObserver extends ProcessorObserver {
   commitFailed(partition: number): void;
   restoreProgress(partition: number, restored: number, total: number): void;
   restoreFinished(partition: number, records: number, seconds: number): void;
+  failedOver(partition: number): void;
 }
 
 /** A partition held by this instance: its state and role. */
 export interface HostedPartition {
   readonly partition: number;
-  readonly state: PartitionState;
+  /** Replaced once, when restore takes over a standby copy. */
+  state: PartitionState;
   readonly roles: RoleMachine;
 }
 
@@ -51,6 +69,7 @@ export class Executor {
   private readonly stop$ = new Subject<void>();
   private running: Promise<void> | undefined;
   private stopping = false;
+  private finalSnapshots: Array<() => Promise<void>> = [];
   /** Committed batches, for observers that want them (demo, tests). */
   readonly committed$ = new Subject<BatchOutcome>();
 
@@ -85,6 +104,13 @@ export class Executor {
     this.committed$.complete();
   }
 
+  /** Writes the snapshots partitions left behind when they stopped (call after the transport closed). */
+  async flushFinalSnapshots(): Promise<void> {
+    const pending = this.finalSnapshots;
+    this.finalSnapshots = [];
+    await Promise.all(pending.map((take) => take()));
+  }
+
   partition(partition: number): HostedPartition | undefined {
     return this.hosted.get(partition);
   }
@@ -113,78 +139,123 @@ export class Executor {
 
   private runLease(lease: PartitionLease): Observable<BatchOutcome> {
     const { partition } = lease;
-    const state = new PartitionState(partition, this.app.partitions, this.app.tables.values());
     const roles = new RoleMachine(partition, 'restoring', (p, from, to) => {
       this.logger.debug({ partition: p, from, to }, 'partition role');
       this.observer?.roleChanged(p, from, to);
     });
     this.observer?.roleChanged(partition, 'closed', 'restoring');
-    const hosted: HostedPartition = { partition, state, roles };
+    const hosted: HostedPartition = { partition, state: this.emptyState(partition), roles };
     this.hosted.set(partition, hosted);
-    const processor = new BatchProcessor({
-      app: this.app,
-      state,
-      catalog: this.catalog,
-      globals: this.globals,
-      partitionsOf: (topic) => this.log.partitionsOf(topic),
-      observer: this.observer,
-    });
+    const snapshots = new SnapshotSchedule(this.options.snapshots);
 
-    const batches = defer(() => this.processBatch(lease, processor)).pipe(
-      retry({
-        resetOnSuccess: true,
-        delay: (err: unknown, attempt) => {
-          this.observer?.commitFailed(partition);
-          const delayMs = Math.min(this.options.retryBackoffMs * 2 ** (attempt - 1), 30_000);
-          this.logger.warn({ partition, attempt, delayMs, err: describeError(err) }, 'batch commit failed; rolled back, retrying');
-          return lease.active ? timer(delayMs) : EMPTY;
-        },
-      }),
-      repeat(),
-      takeWhile(() => lease.active && !this.stopping),
-    );
-
-    return defer(() => from(this.restore(lease, state))).pipe(
+    const run = defer(() => from(this.restore(lease, hosted))).pipe(
       mergeMap(() => {
         roles.transition('active');
-        return batches;
+        const processor = new BatchProcessor({
+          app: this.app,
+          state: hosted.state,
+          catalog: this.catalog,
+          globals: this.globals,
+          partitionsOf: (topic) => this.log.partitionsOf(topic),
+          observer: this.observer,
+        });
+        const batches = defer(() => this.processBatch(lease, processor, snapshots, hosted)).pipe(
+          retry({
+            resetOnSuccess: true,
+            delay: (err: unknown, attempt) => {
+              this.observer?.commitFailed(partition);
+              const delayMs = Math.min(this.options.retryBackoffMs * 2 ** (attempt - 1), 30_000);
+              this.logger.warn({ partition, attempt, delayMs, err: describeError(err) }, 'batch commit failed; rolled back, retrying');
+              return lease.active ? timer(delayMs) : EMPTY;
+            },
+          }),
+          repeat(),
+          takeWhile(() => lease.active && !this.stopping),
+        );
+        // A graceful stop leaves a fresh snapshot behind for cold starts. It is written after the
+        // transport has handed the partition over (see flushFinalSnapshots), so it adds no pause.
+        const last = defer(async () => {
+          if (this.stopping && lease.active) {
+            const offset = await lease.changelogEnd();
+            this.finalSnapshots.push(() => snapshots.take(offset, hosted.state, this.logger));
+          }
+        });
+        return concat(batches, last.pipe(ignoreElements()));
       }),
-      (source) =>
-        new Observable<BatchOutcome>((subscriber) => {
-          const subscription = source.subscribe(subscriber);
-          return () => {
-            subscription.unsubscribe();
-            if (roles.role !== 'closing') roles.transition('closing');
-            roles.transition('closed');
-            this.hosted.delete(partition);
-          };
-        }),
     );
+
+    return new Observable<BatchOutcome>((subscriber) => {
+      const subscription = run.subscribe(subscriber);
+      return () => {
+        subscription.unsubscribe();
+        if (roles.role !== 'closing') roles.transition('closing');
+        roles.transition('closed');
+        if (this.hosted.get(partition) === hosted) this.hosted.delete(partition);
+      };
+    });
   }
 
-  private async restore(lease: PartitionLease, state: PartitionState): Promise<void> {
+  private emptyState(partition: number): PartitionState {
+    return new PartitionState(partition, this.app.partitions, this.app.tables.values());
+  }
+
+  /**
+   * Brings a partition up to date: from a warm standby copy if this instance has one, else from
+   * the latest snapshot, else from nothing; then applies the changelog from there to its end.
+   */
+  private async restore(lease: PartitionLease, hosted: HostedPartition): Promise<void> {
+    const { partition } = hosted;
     const started = performance.now();
     const total = await lease.changelogEnd();
+    let from = 0;
+    let source = 'changelog';
+    const warm = this.options.seeds?.takeStandby(partition);
+    if (warm && warm.changelogOffset <= total) {
+      hosted.state = warm.state;
+      from = warm.changelogOffset;
+      source = 'standby';
+      this.observer?.failedOver(partition);
+    } else if (this.options.seeds) {
+      try {
+        const offset = await this.options.seeds.loadSnapshot(partition, hosted.state);
+        if (offset !== undefined && offset <= total) {
+          from = offset;
+          source = 'snapshot';
+        } else if (offset !== undefined) {
+          this.logger.warn({ partition, snapshotOffset: offset, changelogEnd: total }, 'snapshot is ahead of the changelog (another cluster?); restoring from the changelog alone');
+          hosted.state.clear();
+        }
+      } catch (err) {
+        this.logger.warn({ partition, err: describeError(err) }, 'snapshot unusable; restoring from the changelog alone');
+        hosted.state.clear();
+      }
+    }
+    const state = hosted.state;
     let restored = 0;
     let lastReport = started;
-    for await (const chunk of lease.readChangelog(0)) {
+    for await (const chunk of lease.readChangelog(from)) {
       for (const record of chunk) applyChangelogRecord(state, record.key, record.value);
       restored += chunk.length;
       const now = performance.now();
       if (now - lastReport > 1000) {
         lastReport = now;
-        this.observer?.restoreProgress(state.partition, restored, total);
-        this.logger.info({ partition: state.partition, restored, total }, 'restoring partition');
+        this.observer?.restoreProgress(partition, from + restored, total);
+        this.logger.info({ partition, source, restored, remaining: total - from - restored }, 'restoring partition');
       }
     }
-    this.observer?.restoreProgress(state.partition, restored, total);
+    this.observer?.restoreProgress(partition, total, total);
     const seconds = (performance.now() - started) / 1000;
-    this.observer?.restoreFinished(state.partition, restored, seconds);
-    if (restored > 0) this.logger.info({ partition: state.partition, restored, seconds }, 'partition restored');
+    this.observer?.restoreFinished(partition, restored, seconds);
+    if (restored > 0 || source !== 'changelog') this.logger.info({ partition, source, changelogRecords: restored, seconds }, 'partition restored');
   }
 
   /** Polls and applies records until the batch is full or due, then commits it. */
-  private async processBatch(lease: PartitionLease, processor: BatchProcessor): Promise<BatchOutcome> {
+  private async processBatch(
+    lease: PartitionLease,
+    processor: BatchProcessor,
+    snapshots: SnapshotSchedule,
+    hosted: HostedPartition,
+  ): Promise<BatchOutcome> {
     const { commitIntervalMs, maxBatchRecords } = this.options;
     let deadline = Infinity;
     while (processor.pending < maxBatchRecords && lease.active && !this.stopping) {
@@ -192,6 +263,7 @@ export class Executor {
       const records = await lease.poll(maxBatchRecords - processor.pending, waitMs);
       if (records.length === 0) {
         if (processor.pending > 0) break;
+        await snapshots.maybeTake(lease, hosted.state, this.logger);
         return { partition: lease.partition, records: 0 };
       }
       if (processor.pending === 0) deadline = performance.now() + commitIntervalMs;
@@ -210,9 +282,42 @@ export class Executor {
       throw err;
     }
     processor.committed();
+    snapshots.changed();
     this.observer?.batchCommitted(lease.partition, plan.inputCount, (performance.now() - started) / 1000);
+    await snapshots.maybeTake(lease, hosted.state, this.logger);
     const outcome = { partition: lease.partition, records: plan.inputCount };
     this.committed$.next(outcome);
     return outcome;
+  }
+}
+
+/** When a partition's next snapshot is due: every `intervalMs`, only if its state changed. */
+class SnapshotSchedule {
+  /** True until a snapshot of this run's state exists. */
+  private dirty = true;
+  private last = performance.now();
+
+  constructor(private readonly snapshotter: Snapshotter | undefined) {}
+
+  changed(): void {
+    this.dirty = true;
+  }
+
+  async maybeTake(lease: PartitionLease, state: PartitionState, logger: Logger): Promise<void> {
+    const interval = this.snapshotter?.intervalMs ?? 0;
+    if (interval <= 0 || performance.now() - this.last < interval || !this.dirty) return;
+    await this.take(await lease.changelogEnd(), state, logger);
+  }
+
+  /** Runs between batches, so the state is exactly the committed state at `changelogOffset`. */
+  async take(changelogOffset: number, state: PartitionState, logger: Logger): Promise<void> {
+    if (!this.snapshotter || !this.dirty || state.inTransaction) return;
+    this.last = performance.now();
+    try {
+      await this.snapshotter.save(state.partition, state, changelogOffset);
+      this.dirty = false;
+    } catch (err) {
+      logger.warn({ partition: state.partition, err: describeError(err) }, 'snapshot skipped');
+    }
   }
 }

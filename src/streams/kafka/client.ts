@@ -37,7 +37,9 @@ export function kafkaClientConfig(connection: KafkaConnection, logger: Logger): 
     logLevel: logLevel.WARN,
     logCreator: () => (entry) => {
       const { message, ...rest } = entry.log;
-      const level = LEVEL_NAMES[entry.level] ?? 'info';
+      // Rebalances are routine (farad logs the resulting assignment); kafkajs reports them as errors.
+      const routine = /rebalanc|rejoin/i.test(`${message} ${String(rest['error'] ?? '')}`);
+      const level = routine ? 'debug' : (LEVEL_NAMES[entry.level] ?? 'info');
       logger[level === 'error' ? 'warn' : level]({ kafkajs: entry.namespace, ...rest }, message);
     },
   };

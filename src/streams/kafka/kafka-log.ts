@@ -1,10 +1,12 @@
-import { Partitioners, type Admin, type Batch, type Consumer, type Kafka, type Producer } from 'kafkajs';
+import { AssignerProtocol, Partitioners, type Admin, type Batch, type Consumer, type Kafka, type Producer } from 'kafkajs';
+import { placeStandbys } from '../../replication/index.js';
 import { Observable, type Subscriber } from 'rxjs';
 import type { Logger } from 'pino';
 import { describeError, TransportError } from '../../errors.js';
 import type { EventLog, PartitionLease, TopicSpec } from '../event-log.js';
 import type { CommitPlan, LogRecord, OutRecord } from '../records.js';
 import { faradAssigner } from './assigner.js';
+import { KafkaChangelogFollower } from './changelog-follower.js';
 import { readPartition } from './changelog-reader.js';
 import { createKafka, type KafkaConnection } from './client.js';
 import { fromKafka, toTopicMessages } from './records.js';
@@ -26,6 +28,26 @@ export interface KafkaLogOptions {
   readonly transactionTimeoutMs: number;
   /** Called after every group rebalance this member joins. */
   readonly onRebalance?: () => void;
+  /** Standby copies per partition (k). */
+  readonly replicas: number;
+  readonly rack?: string | undefined;
+  /** Where other instances reach this one's HTTP API. */
+  readonly advertisedUrl?: string | undefined;
+  /** Warm standby copies held here, by partition, with their changelog offsets. */
+  readonly warm?: () => Record<number, number>;
+  /** The group settled: the partitions this instance should keep standby copies of. */
+  readonly onStandbys?: (standby: number[], active: ReadonlySet<number>) => void;
+}
+
+/** Who holds what, as every member computes it from the same group view. */
+export interface GroupView {
+  readonly active: ReadonlyMap<number, Member>;
+  readonly standbys: ReadonlyMap<number, readonly Member[]>;
+}
+
+export interface Member {
+  readonly instanceId: string;
+  readonly url: string | undefined;
 }
 
 /**
@@ -43,6 +65,7 @@ export class KafkaLog implements EventLog {
   private readonly owned = new Map<number, KafkaLease>();
   private reconciling: Promise<void> = Promise.resolve();
   private closed = false;
+  private view: GroupView = { active: new Map(), standbys: new Map() };
 
   private constructor(private readonly options: KafkaLogOptions) {
     this.kafka = createKafka(options.connection, options.logger);
@@ -138,7 +161,13 @@ export class KafkaLog implements EventLog {
       readUncommitted: false,
       maxWaitTimeInMs: 100,
       partitionAssigners: [
-        faradAssigner(options.partitions, () => ({ instanceId: options.instanceId, active: [...this.owned.keys()] })),
+        faradAssigner(options.partitions, () => ({
+          instanceId: options.instanceId,
+          active: [...this.owned.keys()],
+          warm: options.warm?.() ?? {},
+          ...(options.rack ? { rack: options.rack } : {}),
+          ...(options.advertisedUrl ? { url: options.advertisedUrl } : {}),
+        })),
       ],
     });
     this.consumer = consumer;
@@ -150,7 +179,10 @@ export class KafkaLog implements EventLog {
       // Pause new partitions at once: their input must not flow before fence + restore.
       const fresh = [...assigned].filter((p) => !this.owned.has(p));
       if (fresh.length > 0) consumer.pause(options.inputTopics.map((topic) => ({ topic, partitions: fresh })));
-      this.reconciling = this.reconciling.then(() => this.reconcile(assigned, subscriber));
+      this.reconciling = this.reconciling
+        .then(() => this.reconcile(assigned, subscriber))
+        .then(() => this.learnGroup(assigned))
+        .catch((err: unknown) => options.logger.warn({ err: describeError(err) }, 'could not learn the group assignment'));
     });
     consumer.on(consumer.events.CRASH, (event) => {
       options.logger.error({ err: describeError(event.payload.error), restart: event.payload.restart }, 'kafka consumer crashed');
@@ -161,6 +193,52 @@ export class KafkaLog implements EventLog {
       autoCommit: false,
       eachBatch: async ({ batch }) => this.owned.get(batch.partition)?.accept(batch),
     });
+  }
+
+  /** A follower of this app's changelog for standby copies. */
+  changelogFollower(): KafkaChangelogFollower {
+    return new KafkaChangelogFollower(this.kafka, this.options.changelogTopic, this.options.logger);
+  }
+
+  /** The latest group view: active owner and standbys of every partition. */
+  groupView(): GroupView {
+    return this.view;
+  }
+
+  /**
+   * Reads every member's report and assignment (kafkajs shows a member only its own), then
+   * places standbys the same way every member does.
+   */
+  private async learnGroup(assignedHere: ReadonlySet<number>): Promise<void> {
+    const described = await this.admin.describeGroups([this.options.group]);
+    const members = described.groups[0]?.members ?? [];
+    const reports: Array<{ instanceId: string; rack?: string; url?: string; warm?: Record<number, number> }> = [];
+    const active = new Map<string, number[]>();
+    const activeByPartition = new Map<number, Member>();
+    for (const member of members) {
+      const metadata = AssignerProtocol.MemberMetadata.decode(member.memberMetadata);
+      let report: { instanceId?: string; rack?: string; url?: string; warm?: Record<number, number> } = {};
+      try {
+        report = JSON.parse(metadata?.userData.toString('utf8') || '{}') as typeof report;
+      } catch {
+        // unreadable metadata: treat as a member without history
+      }
+      const instanceId = report.instanceId ?? member.memberId;
+      reports.push({ ...report, instanceId });
+      const assignment = AssignerProtocol.MemberAssignment.decode(member.memberAssignment);
+      const owned = new Set<number>();
+      for (const partitions of Object.values(assignment?.assignment ?? {})) for (const p of partitions) owned.add(p);
+      active.set(instanceId, [...owned]);
+      for (const p of owned) activeByPartition.set(p, { instanceId, url: report.url });
+    }
+    const placed = placeStandbys(this.options.partitions, reports, active, this.options.replicas);
+    const standbys = new Map<number, Member[]>();
+    for (const [instanceId, partitions] of placed) {
+      const url = reports.find((r) => r.instanceId === instanceId)?.url;
+      for (const p of partitions) standbys.set(p, [...(standbys.get(p) ?? []), { instanceId, url }]);
+    }
+    this.view = { active: activeByPartition, standbys };
+    this.options.onStandbys?.(placed.get(this.options.instanceId) ?? [], assignedHere);
   }
 
   /** Ends leases of partitions no longer assigned; fences and hands out leases of new ones. */
