@@ -5,8 +5,11 @@
  * the log, and the leaderboard equals an independent tally of the votes topic in log order.
  */
 import assert from 'node:assert/strict';
+import { appendFileSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import voter from '../../examples/voter/index.js';
+import { LogLockedError, type Service } from '../../src/index.js';
 import {
   catalogOf,
   decodeAll,
@@ -16,11 +19,14 @@ import {
   http,
   markerPhones,
   readTopic,
+  runCli,
   scanTableHttp,
   spawnCli,
+  startTestService,
   tallyVotes,
   tempDir,
   waitFor,
+  waitProcessed,
   withLog,
   type Child,
   type Tally,
@@ -175,4 +181,76 @@ test('crash: kill -9 mid-stream and restart lose no acknowledged vote and apply 
     assert.deepEqual(new Map([...byPhone].sort((a, b) => a[0] - b[0])), new Map([...tally.acceptedByPhone].sort((a, b) => a[0] - b[0])));
     t.diagnostic(`votes in log ${total} (sent ${VOTES} + ${markers.length} markers), POSTs retried after a kill ${failedPosts}, accepted ${tally.accepted}`);
   });
+});
+
+test('crash: a torn journal tail is cut off on open, and later appends survive the next restart', { timeout: 60_000 }, async (t: TestContext) => {
+  const dataDir = tempDir(t);
+  const journal = join(dataDir, 'journal.log');
+  const votes = generateVotes(6_000, { phones: 1_000, invalidShare: 0.05, seed: 31337 });
+  const leaderboardOf = async (base: string): Promise<Tally['leaderboard']> => (await http<Tally['leaderboard']>(`${base}/queries/leaderboard`)).body;
+  const send = async (service: Service, part: readonly VoteIn[]): Promise<void> => {
+    const event = service.ingest.inputEvent('voter.Vote');
+    await service.ingest.send(event, part.map((v) => service.ingest.record(event, v)));
+  };
+
+  // Torn tails of several shapes: a header promising more bytes than follow, a short header,
+  // and a complete frame whose checksum does not match.
+  const garbage = [
+    Buffer.concat([Buffer.from([0x88, 0x13, 0, 0, 1, 2, 3, 4]), Buffer.alloc(100, 0x5a)]),
+    Buffer.from([0x10, 0x00, 0x00]),
+    Buffer.concat([Buffer.from([0x04, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef]), Buffer.from([2, 0, 0, 0])]),
+  ];
+  let sent = 0;
+  for (const [round, tail] of garbage.entries()) {
+    const { service, base, log } = await startTestService(t, voter, dataDir);
+    await waitProcessed(service, log, base);
+    assert.deepEqual(await leaderboardOf(base), tallyVotes(votes.slice(0, sent), 2).leaderboard, `round ${round}: state after the cut`);
+    const part = votes.slice(sent, sent + 2_000);
+    await send(service, part);
+    sent += part.length;
+    await waitProcessed(service, log, base);
+    assert.deepEqual(await leaderboardOf(base), tallyVotes(votes.slice(0, sent), 2).leaderboard, `round ${round}: new votes`);
+    await service.stop();
+    const size = statSync(journal).size;
+    appendFileSync(journal, tail);
+    await withLog(dataDir, voter, (reopened) => {
+      assert.equal(statSync(journal).size, size, `round ${round}: the torn tail is cut off`);
+      let n = 0;
+      for (let p = 0; p < 8; p++) n += reopened.endOffset('votes', p);
+      assert.equal(n, sent, `round ${round}: every acknowledged vote is still there`);
+    });
+    appendFileSync(journal, tail); // and once more for the service itself to cut
+  }
+  const { service, base, log } = await startTestService(t, voter, dataDir);
+  await waitProcessed(service, log, base);
+  const expected = tallyVotes(votes, 2);
+  assert.deepEqual(await leaderboardOf(base), expected.leaderboard);
+  const results = readTopic(log, 'vote-results', 8).reduce((n, records) => n + records.length, 0);
+  assert.equal(results, votes.length, 'one result per vote');
+});
+
+test('one owner per data dir: a second open fails while the first is live, a dead owner\'s lock is taken over', { timeout: 60_000 }, async (t: TestContext) => {
+  const dataDir = tempDir(t);
+  const { service } = await startTestService(t, voter, dataDir);
+
+  // Another process.
+  const port = await freePort();
+  const other = await runCli(t, ['run', '--app', 'examples/voter'], { FARAD_DATA_DIR: dataDir, FARAD_HTTP_PORT: String(port), FARAD_HTTP_HOST: '127.0.0.1', FARAD_LOG_LEVEL: 'warn' });
+  assert.notEqual(other.code, 0);
+  assert.match(other.stderr, new RegExp(`in use by process ${process.pid}`));
+
+  // The same process, a second time.
+  await assert.rejects(() => withLog(dataDir, voter, () => undefined), LogLockedError);
+  await assert.rejects(() => startTestService(t, voter, dataDir), LogLockedError);
+  await service.stop();
+
+  // After a clean stop the dir opens again; a lock left by a dead process is taken over.
+  await withLog(dataDir, voter, () => undefined);
+  const child = spawnCli(t, ['run', '--app', 'examples/voter'], { FARAD_DATA_DIR: dataDir, FARAD_HTTP_PORT: String(port), FARAD_HTTP_HOST: '127.0.0.1', FARAD_LOG_LEVEL: 'warn' });
+  await waitFor('the child to be ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, { timeoutMs: 30_000, intervalMs: 50 });
+  await assert.rejects(() => withLog(dataDir, voter, () => undefined), LogLockedError);
+  child.process.kill('SIGKILL');
+  await exitOf(child, 10_000);
+  assert.equal(readFileSync(join(dataDir, 'LOCK'), 'utf8').trim(), String(child.process.pid), 'the dead owner left its lock');
+  await withLog(dataDir, voter, () => undefined);
 });
