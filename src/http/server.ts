@@ -8,6 +8,8 @@ import { globalViews, type CompiledApp, type CompiledTable } from '../procedures
 import type { Ingest } from '../service/ingest.js';
 import { compareKeys, partitionForKey, type Key } from '../state/index.js';
 import { toJson, type Executor, type OutRecord } from '../streams/index.js';
+import { ClusterReads, FORWARDED_HEADER, type Cluster, type ReadMode, type ReadOptions, type ScannedRow } from './cluster-reads.js';
+import { HttpProblem } from './problem.js';
 
 export interface HttpDeps {
   readonly app: CompiledApp;
@@ -16,23 +18,13 @@ export interface HttpDeps {
   readonly ingest: Ingest;
   readonly metrics: FaradMetrics;
   readonly logger: Logger;
+  /** Other instances and local standby copies; absent on a single node. */
+  readonly cluster?: Cluster | undefined;
 }
 
 const MAX_PAGE = 1000;
 const DEFAULT_PAGE = 100;
 
-/** An HTTP error answer: status plus a JSON body `{ error, message, ... }`. */
-class HttpProblem extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly extra: Record<string, unknown> = {},
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
 
 /**
  * The HTTP API: ingest (`POST /events/:type`), state reads (`/tables`, `/queries`), health,
@@ -139,7 +131,9 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     return reply.code(202).send({ accepted: records.length, eventType: event.fullName, topic: event.inputTopic });
   });
 
-  http.get<{ Params: { table: string; key: string } }>('/tables/:table/:key', { onRequest: requireToken }, async (request) => {
+  const reads = new ClusterReads(app, executor, deps.cluster, config.http.token);
+
+  http.get<{ Params: { table: string; key: string }; Querystring: ReadOptions }>('/tables/:table/:key', { onRequest: requireToken }, async (request, reply) => {
     const { table, global } = findTable(app, request.params.table);
     const key = parseKey(table, request.params.key);
     if (global) {
@@ -151,28 +145,31 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       throw new HttpProblem(400, 'local_table', `table "${table.name}" is partition-local (one row per key in every partition); read it through a query or a scan`);
     }
     const partition = partitionForKey(String(key), app.partitions);
-    const state = readableState(executor, partition);
-    const value = state.readCommitted(table.name, key);
+    const where = reads.locate(partition, readMode(request));
+    if (where.kind === 'remote') {
+      const answer = await reads.forward(where.url, request.url);
+      return reply.code(answer.status).headers(answer.headers).send(answer.body);
+    }
+    if (where.stale) void reply.header('x-farad-stale', 'true');
+    const value = where.state.readCommitted(table.name, key);
     if (value === undefined) throw notFoundRow(table.name, key);
     return { table: table.name, key, partition, value: toJson(table.valueType, value) };
   });
 
-  http.get<{ Params: { table: string }; Querystring: { after?: string; limit?: string } }>(
+  http.get<{ Params: { table: string }; Querystring: ReadOptions & { after?: string; limit?: string } }>(
     '/tables/:table',
     { onRequest: requireToken },
-    async (request) => {
+    async (request, reply) => {
       const { table, global } = findTable(app, request.params.table);
       const limit = parseLimit(request.query.limit);
       const after = request.query.after === undefined ? undefined : parseKey(table, request.query.after);
-      let rows: Array<{ key: Key; value: unknown; partition?: number }>;
+      let rows: ScannedRow[];
       if (global) {
-        rows = globals[table.name]!.scan({ after, limit: limit + 1 }).map(([key, value]) => ({ key, value }));
+        rows = globals[table.name]!.scan({ after, limit: limit + 1 }).map(([key, value]) => ({ key, value: toJson(table.valueType, value) }));
       } else {
-        rows = [];
-        for (let p = 0; p < app.partitions; p++) {
-          const state = readableState(executor, p);
-          for (const [key, value] of state.scanCommitted(table.name, { after, limit: limit + 1 })) rows.push({ key, value, partition: p });
-        }
+        const gathered = await reads.scan(table, after, limit + 1, readMode(request));
+        if (gathered.stale) void reply.header('x-farad-stale', 'true');
+        rows = gathered.rows;
         rows.sort((a, b) => compareKeys(a.key, b.key) || (a.partition ?? 0) - (b.partition ?? 0));
       }
       // For local tables a key may repeat across partitions; page by key so no row is skipped:
@@ -194,7 +191,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       }
       return {
         table: table.name,
-        items: page.map((r) => ({ key: r.key, ...(r.partition !== undefined ? { partition: r.partition } : {}), value: toJson(table.valueType, r.value) })),
+        items: page.map((r) => ({ key: r.key, ...(r.partition !== undefined ? { partition: r.partition } : {}), value: r.value })),
         next,
       };
     },
@@ -207,9 +204,29 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       if (!app.queries.has(request.params.name)) {
         throw new HttpProblem(404, 'unknown_query', `no query "${request.params.name}"; this app has ${[...app.queries.keys()].join(', ') || 'none'}`);
       }
-      for (let p = 0; p < app.partitions; p++) readableState(executor, p);
-      const answer = executor.runQuery(request.params.name, request.query);
-      return reply.send(answer.found ? answer.result : null);
+      const params = queryParams(request.query);
+      const parts = await reads.queryPartials(request.params.name, params, readMode(request));
+      if (parts.stale) void reply.header('x-farad-stale', 'true');
+      return reply.send(executor.mergeQuery(request.params.name, parts.values, params));
+    },
+  );
+
+  // Internal: another instance gathers the partitions this one holds (never forwarded further).
+  http.get<{ Params: { name: string }; Querystring: Record<string, string> }>(
+    '/internal/partials/queries/:name',
+    { onRequest: requireToken },
+    async (request) => {
+      if (!app.queries.has(request.params.name)) throw new HttpProblem(404, 'unknown_query', `no query "${request.params.name}"`);
+      return reads.localQueryPartials(request.params.name, queryParams(request.query), parsePartitions(request.query['partitions']), readMode(request));
+    },
+  );
+  http.get<{ Params: { table: string }; Querystring: ReadOptions & { partitions?: string; after?: string; limit?: string } }>(
+    '/internal/partials/tables/:table',
+    { onRequest: requireToken },
+    async (request) => {
+      const { table } = findTable(app, request.params.table);
+      const after = request.query.after === undefined ? undefined : parseKey(table, request.query.after);
+      return reads.localScan(table, parsePartitions(request.query.partitions), after, parseLimit(request.query.limit), readMode(request));
     },
   );
 
@@ -245,14 +262,23 @@ function notFoundRow(table: string, key: Key): HttpProblem {
   return new HttpProblem(404, 'not_found', `table "${table}" has no row with key ${JSON.stringify(key)}`);
 }
 
-/** The committed state of a partition this instance serves, or 503 while it is not ready. */
-function readableState(executor: Executor, partition: number) {
-  const hosted = executor.partition(partition);
-  if (!hosted) {
-    throw new HttpProblem(503, 'partition_unavailable', `partition ${partition} is not hosted by this instance`, { partition }, { 'retry-after': '1' });
-  }
-  if (hosted.roles.role !== 'active') {
-    throw new HttpProblem(503, 'partition_unavailable', `partition ${partition} is ${hosted.roles.role}; retry shortly`, { partition, role: hosted.roles.role }, { 'retry-after': '1' });
-  }
-  return hosted.state;
+/** Query-string parameters meant for the query itself (farad's own are removed). */
+function queryParams(query: Record<string, string>): Record<string, string> {
+  const { stale: _stale, partitions: _partitions, ...params } = query;
+  return params;
+}
+
+function parsePartitions(text: string | undefined): number[] {
+  if (!text) return [];
+  return text.split(',').map((p) => Number(p)).filter((p) => Number.isInteger(p) && p >= 0);
+}
+
+/** Stale reads (from a standby copy) are allowed with `?stale=true` or `x-farad-accept-stale: true`. */
+function readMode(request: FastifyRequest): ReadMode {
+  const query = request.query as ReadOptions;
+  return {
+    staleOk: query.stale === 'true' || request.headers['x-farad-accept-stale'] === 'true',
+    forwarded: request.headers[FORWARDED_HEADER] === '1',
+    authorization: request.headers.authorization,
+  };
 }

@@ -49,7 +49,14 @@ export async function startService(app: App, config: Config, options: StartOptio
     () => log?.consumerLag() ?? [],
   );
   const snapshots = createSnapshotStore(compiled, config, logger);
+  let boundPort: number | undefined;
   const hooks: TransportHooks = {
+    advertisedUrl: () => {
+      if (config.advertisedUrl) return config.advertisedUrl;
+      if (boundPort === undefined) return undefined;
+      const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? hostname() : config.http.host;
+      return `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+    },
     onRebalance: () => metrics.rebalances.inc(),
     warm: () => standbys?.warm() ?? {},
     onStandbys: (partitions, active) => standbys?.assign(partitions, active),
@@ -91,11 +98,18 @@ export async function startService(app: App, config: Config, options: StartOptio
     logger,
     metrics,
   );
-  const running = executor.start();
-  running.catch((err: unknown) => logger.fatal({ err }, 'executor stopped on an error'));
-
   const ingest = new Ingest(compiled, catalog, log, metrics);
-  const http = await buildHttpServer({ app: compiled, config, executor, ingest, metrics, logger });
+  const kafkaLog = log instanceof KafkaLog ? log : undefined;
+  const cluster = kafkaLog
+    ? {
+        standbyState: (p: number) => standbys?.state(p),
+        ownerUrl: (p: number) => {
+          const owner = kafkaLog.groupView().active.get(p);
+          return owner && owner.instanceId !== config.instanceId ? owner.url : undefined;
+        },
+      }
+    : undefined;
+  const http = await buildHttpServer({ app: compiled, config, executor, ingest, metrics, logger, cluster });
   let address = { host: config.http.host, port: config.http.port };
   if (options.http !== false) {
     try {
@@ -111,7 +125,11 @@ export async function startService(app: App, config: Config, options: StartOptio
     }
     const bound = http.server.address();
     if (bound && typeof bound === 'object') address = { host: bound.address, port: bound.port };
+    boundPort = address.port;
   }
+  // Partitions start after the HTTP port is bound, so the group already learns this instance's URL.
+  const running = executor.start();
+  running.catch((err: unknown) => logger.fatal({ err }, 'executor stopped on an error'));
   logger.info({ app: compiled.name, transport: config.transport, partitions: compiled.partitions, http: address }, 'farad started');
 
   let stopping: Promise<void> | undefined;
@@ -156,6 +174,7 @@ export interface TransportHooks {
   onRebalance?: () => void;
   warm?: () => Record<number, number>;
   onStandbys?: (standby: number[], active: ReadonlySet<number>) => void;
+  advertisedUrl?: () => string | undefined;
 }
 
 export async function openTransport(app: CompiledApp, config: Config, logger: Logger, hooks: TransportHooks = {}): Promise<EventLog> {
@@ -183,7 +202,6 @@ export async function openTransport(app: CompiledApp, config: Config, logger: Lo
     transactionTimeoutMs: config.kafka.transactionTimeoutMs,
     replicas: config.replicas,
     rack: config.rack,
-    advertisedUrl: config.advertisedUrl ?? `http://${hostname()}:${config.http.port}`,
     ...hooks,
   });
 }

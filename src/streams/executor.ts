@@ -137,6 +137,19 @@ export class Executor {
     return { found: true, result: query.merge(parts, params) };
   }
 
+  /** One partition's answer to a named query, over a committed state (active or standby). */
+  queryPartial(name: string, state: PartitionState, params: Readonly<Record<string, string>>): unknown {
+    const query = this.app.queries.get(name);
+    if (!query) throw new Error(`no query "${name}"`);
+    return query.partition(queryContext(this.app, state, this.globals), params);
+  }
+
+  mergeQuery(name: string, parts: unknown[], params: Readonly<Record<string, string>>): unknown {
+    const query = this.app.queries.get(name);
+    if (!query) throw new Error(`no query "${name}"`);
+    return query.merge(parts, params);
+  }
+
   private runLease(lease: PartitionLease): Observable<BatchOutcome> {
     const { partition } = lease;
     const roles = new RoleMachine(partition, 'restoring', (p, from, to) => {

@@ -31,8 +31,8 @@ export interface KafkaLogOptions {
   /** Standby copies per partition (k). */
   readonly replicas: number;
   readonly rack?: string | undefined;
-  /** Where other instances reach this one's HTTP API. */
-  readonly advertisedUrl?: string | undefined;
+  /** Where other instances reach this one's HTTP API (asked at each rebalance). */
+  readonly advertisedUrl?: (() => string | undefined) | undefined;
   /** Warm standby copies held here, by partition, with their changelog offsets. */
   readonly warm?: () => Record<number, number>;
   /** The group settled: the partitions this instance should keep standby copies of. */
@@ -166,7 +166,7 @@ export class KafkaLog implements EventLog {
           active: [...this.owned.keys()],
           warm: options.warm?.() ?? {},
           ...(options.rack ? { rack: options.rack } : {}),
-          ...(options.advertisedUrl ? { url: options.advertisedUrl } : {}),
+          ...(options.advertisedUrl?.() ? { url: options.advertisedUrl() } : {}),
         })),
       ],
     });
