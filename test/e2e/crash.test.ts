@@ -91,8 +91,11 @@ test('crash: kill -9 mid-stream and restart lose no acknowledged vote and apply 
           });
           status = response.status;
           await response.arrayBuffer();
-        } catch {
+        } catch (err) {
           status = -1; // connection reset by the kill: unknown whether it was appended
+          if (!killed && (child.process.exitCode !== null || child.process.signalCode !== null)) {
+            throw new Error(`the service died on its own (${String(err)}):\n${child.stderr}`);
+          }
         }
         if (status === 202) {
           acked.push(post);

@@ -4,6 +4,8 @@
  * 404s; metrics; health and readiness.
  */
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import voter from '../../examples/voter/index.js';
 import { partitionForKey } from '../../src/state/index.js';
@@ -40,11 +42,15 @@ test('HTTP API', { timeout: 60_000 }, async (t: TestContext) => {
     for (let p = 0; p < 8; p++) n += log.endOffset('votes', p);
     return n;
   };
-  /** Runs `request` and checks it appended nothing to any topic partition of the votes topic. */
+  const journal = join(service.config.dataDir, 'journal.log');
+  /** Runs `request` and checks it appended nothing: no vote, no byte of the journal. */
   const nothingAppended = async <T>(request: () => Promise<T>): Promise<T> => {
+    await waitProcessed(service, log, base); // the executor is idle: it writes nothing on its own
     const before = appended();
+    const bytes = statSync(journal).size;
     const result = await request();
     assert.equal(appended(), before, 'nothing may be appended');
+    assert.equal(statSync(journal).size, bytes, 'nothing may be written to the journal');
     return result;
   };
 
