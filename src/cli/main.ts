@@ -6,6 +6,7 @@ import { createLogger } from '../log.js';
 import { startService } from '../service/index.js';
 import { loadApp } from './load-app.js';
 import { produce } from './produce.js';
+import { snapshotCommand } from './snapshot.js';
 
 const program = new Command('farad')
   .description('farad: stored procedures over partitioned, replicated in-memory state, fed by Kafka or an embedded log')
@@ -51,6 +52,28 @@ program
     const app = await loadApp(opts.app);
     await produce(app, config, { type: opts.type, input: file, url: opts.url, token: opts.token }, logger);
   });
+
+const snapshot = program.command('snapshot').description('list, take and restore partition snapshots in Redis (needs redis.url / FARAD_REDIS_URL)');
+const partitionsOption = new Option('--partition <p...>', 'only these partitions').argParser((value: string, previous: number[] = []) => [...previous, Number(value)]);
+for (const [action, description] of [
+  ['list', 'list stored snapshots per partition'],
+  ['take', 'take snapshots now: current snapshot + changelog tail, written as a new snapshot (safe while farad runs)'],
+  ['restore', 'restore partitions from their snapshot + changelog tail and report; with --id, publish that snapshot as current'],
+] as const) {
+  const sub = snapshot
+    .command(action)
+    .description(description)
+    .requiredOption('--app <dir>', 'directory (or file) of the app')
+    .option('--config <file>', 'YAML or JSON configuration file')
+    .addOption(partitionsOption);
+  if (action === 'restore') sub.option('--id <id>', 'snapshot id (from `farad snapshot list`)');
+  sub.action(async (opts: { app: string; config?: string; partition?: number[]; id?: string }) => {
+    const config = loadConfig({ file: opts.config });
+    const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+    const app = await loadApp(opts.app);
+    await snapshotCommand(app, config, { action, partitions: opts.partition, id: opts.id }, logger, (line) => process.stdout.write(`${line}\n`));
+  });
+}
 
 try {
   await program.parseAsync(process.argv);

@@ -138,8 +138,23 @@ export class RedisSnapshotStore implements SnapshotStore {
     return [...found].sort((a, b) => a - b);
   }
 
+  /** Waits briefly for the first connection; while Redis is down (reconnecting) fails at once. */
+  private async connected(): Promise<void> {
+    const status = this.redis.status;
+    if (status === 'ready' || status === 'reconnecting' || status === 'end' || status === 'close') return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, 3_000);
+      this.redis.once('ready', done);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  }
+
   private async call<T>(work: () => Promise<T>): Promise<T> {
     try {
+      await this.connected();
       return await work();
     } catch (err) {
       if (err instanceof TransportError) throw err;

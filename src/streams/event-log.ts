@@ -42,6 +42,8 @@ export interface EventLog {
   partitionsOf(topic: string): number;
   /** Durably appends records (ingest); resolves once they are acknowledged. */
   append(records: readonly OutRecord[]): Promise<void>;
+  /** A topic partition from `fromOffset` to its end as of the call (operator tools, e.g. snapshots). */
+  readRange(topic: string, partition: number, fromOffset: number): AsyncIterable<readonly LogRecord[]>;
   /** Input records not yet committed, per partition this instance processes. */
   consumerLag(): Array<{ partition: number; lag: number }>;
   /** Leases granted to this instance, as they are granted. */

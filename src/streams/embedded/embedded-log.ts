@@ -117,6 +117,16 @@ export class EmbeddedLog implements EventLog {
     return this.topics.has(topic);
   }
 
+  async *readRange(topic: string, partition: number, fromOffset: number): AsyncIterable<readonly LogRecord[]> {
+    const end = this.endOffset(topic, partition);
+    for (let offset = fromOffset; offset < end; ) {
+      const chunk = this.read(topic, partition, offset, Math.min(10_000, end - offset));
+      if (chunk.length === 0) break;
+      offset += chunk.length;
+      yield chunk;
+    }
+  }
+
   consumerLag(): Array<{ partition: number; lag: number }> {
     return Array.from({ length: this.options.partitions }, (_, partition) => ({
       partition,
@@ -276,14 +286,8 @@ class EmbeddedLease implements PartitionLease {
     return this.log.endOffset(this.options.changelogTopic, this.partition);
   }
 
-  async *readChangelog(fromOffset: number): AsyncIterable<readonly LogRecord[]> {
-    const end = this.log.endOffset(this.options.changelogTopic, this.partition);
-    for (let offset = fromOffset; offset < end; ) {
-      const chunk = this.log.read(this.options.changelogTopic, this.partition, offset, Math.min(10_000, end - offset));
-      if (chunk.length === 0) break;
-      offset += chunk.length;
-      yield chunk;
-    }
+  readChangelog(fromOffset: number): AsyncIterable<readonly LogRecord[]> {
+    return this.log.readRange(this.options.changelogTopic, this.partition, fromOffset);
   }
 
   async poll(maxRecords: number, maxWaitMs: number): Promise<readonly LogRecord[]> {

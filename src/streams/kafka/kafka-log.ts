@@ -65,6 +65,8 @@ export class KafkaLog implements EventLog {
   private readonly owned = new Map<number, KafkaLease>();
   private reconciling: Promise<void> = Promise.resolve();
   private closed = false;
+  /** This member's id in the group as of the last join. */
+  private memberId: string | undefined;
   private view: GroupView = { active: new Map(), standbys: new Map() };
 
   private constructor(private readonly options: KafkaLogOptions) {
@@ -105,6 +107,10 @@ export class KafkaLog implements EventLog {
       this.producer = producer;
     }
     await this.producer.sendBatch({ topicMessages: toTopicMessages(records), acks: -1 });
+  }
+
+  async *readRange(topic: string, partition: number, fromOffset: number): AsyncIterable<readonly LogRecord[]> {
+    yield* readPartition(this.kafka, topic, partition, fromOffset, await this.endOffset(topic, partition), this.options.logger);
   }
 
   consumerLag(): Array<{ partition: number; lag: number }> {
@@ -163,7 +169,7 @@ export class KafkaLog implements EventLog {
       partitionAssigners: [
         faradAssigner(options.partitions, () => ({
           instanceId: options.instanceId,
-          active: [...this.owned.keys()],
+          active: [...this.owned].filter(([, lease]) => lease.active).map(([partition]) => partition),
           warm: options.warm?.() ?? {},
           ...(options.rack ? { rack: options.rack } : {}),
           ...(options.advertisedUrl?.() ? { url: options.advertisedUrl() } : {}),
@@ -176,8 +182,17 @@ export class KafkaLog implements EventLog {
       for (const partitions of Object.values(event.payload.memberAssignment)) for (const p of partitions) assigned.add(p);
       options.logger.info({ partitions: [...assigned].sort((a, b) => a - b) }, 'group assignment');
       options.onRebalance?.();
-      // Pause new partitions at once: their input must not flow before fence + restore.
-      const fresh = [...assigned].filter((p) => !this.owned.has(p));
+      // A new member id means this member had been dropped from the group (its session expired,
+      // e.g. a long pause): meanwhile others may have owned its partitions and fenced its
+      // producers, so every lease it still holds is stale and must be taken over afresh.
+      if (this.memberId !== undefined && this.memberId !== event.payload.memberId) {
+        options.logger.warn({ partitions: [...this.owned.keys()] }, 'rejoined the group as a new member: dropping stale leases');
+        for (const lease of this.owned.values()) lease.revoke();
+      }
+      this.memberId = event.payload.memberId;
+      // Pause new partitions at once (and those whose lease ended, e.g. fenced): their input must
+      // not flow before fence + restore.
+      const fresh = [...assigned].filter((p) => !this.owned.get(p)?.active);
       if (fresh.length > 0) consumer.pause(options.inputTopics.map((topic) => ({ topic, partitions: fresh })));
       this.reconciling = this.reconciling
         .then(() => this.reconcile(assigned, subscriber))
@@ -241,10 +256,13 @@ export class KafkaLog implements EventLog {
     this.options.onStandbys?.(placed.get(this.options.instanceId) ?? [], assignedHere);
   }
 
-  /** Ends leases of partitions no longer assigned; fences and hands out leases of new ones. */
+  /**
+   * Ends leases of partitions no longer assigned and leases that ended (fenced, stale); fences
+   * and hands out new leases for assigned partitions without a live one.
+   */
   private async reconcile(assigned: Set<number>, subscriber: Subscriber<PartitionLease>): Promise<void> {
     for (const [partition, lease] of this.owned) {
-      if (assigned.has(partition)) continue;
+      if (assigned.has(partition) && lease.active) continue;
       this.owned.delete(partition);
       lease.revoke();
       void lease.close();
@@ -333,9 +351,8 @@ class KafkaLease implements PartitionLease {
     return this.log.endOffset(this.options.changelogTopic, this.partition);
   }
 
-  async *readChangelog(fromOffset: number): AsyncIterable<readonly LogRecord[]> {
-    const end = await this.changelogEnd();
-    yield* readPartition(this.kafka, this.options.changelogTopic, this.partition, fromOffset, end, this.options.logger);
+  readChangelog(fromOffset: number): AsyncIterable<readonly LogRecord[]> {
+    return this.log.readRange(this.options.changelogTopic, this.partition, fromOffset);
   }
 
   /** Called from the consumer's eachBatch: queues what continues the partition's input. */
