@@ -10,8 +10,21 @@ export interface Invalid {
 export function describeInvalid(type: avro.Type, value: unknown): Invalid | undefined {
   let first: Invalid | undefined;
   const ok = type.isValid(value, {
+    // A field the schema does not declare would live in memory but vanish from the changelog,
+    // so a restored or standby copy would differ from the active one.
+    noUndeclaredFields: true,
     errorHook(path: string[], bad: unknown, badType: avro.Type) {
       if (first) return;
+      if (badType.typeName === 'record' && bad !== null && typeof bad === 'object') {
+        const declared = new Set((badType as unknown as { fields: Array<{ name: string }> }).fields.map((f) => f.name));
+        const extra = Object.keys(bad).filter((k) => !declared.has(k));
+        if (extra.length > 0) {
+          const at = path.reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), '');
+          const field = at ? `${at}.${extra[0]}` : extra[0]!;
+          first = { field, message: `field "${field}" is not in schema ${badType.name ?? 'record'}` };
+          return;
+        }
+      }
       const field = path.reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), '');
       const expected = badType.typeName === 'record' || badType.typeName === 'enum' ? `${badType.typeName} ${badType.name ?? ''}`.trim() : badType.typeName;
       const got = bad === undefined ? 'nothing (missing)' : `${typeof bad} ${truncate(JSON.stringify(bad) ?? String(bad))}`;
