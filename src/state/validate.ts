@@ -19,13 +19,13 @@ export function describeInvalid(type: avro.Type, value: unknown): Invalid | unde
         const declared = new Set((badType as unknown as { fields: Array<{ name: string }> }).fields.map((f) => f.name));
         const extra = Object.keys(bad).filter((k) => !declared.has(k));
         if (extra.length > 0) {
-          const at = path.reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), '');
+          const at = fieldPath(path);
           const field = at ? `${at}.${extra[0]}` : extra[0]!;
           first = { field, message: `field "${field}" is not in schema ${badType.name ?? 'record'}` };
           return;
         }
       }
-      const field = path.reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), '');
+      const field = fieldPath(path);
       const expected = badType.typeName === 'record' || badType.typeName === 'enum' ? `${badType.typeName} ${badType.name ?? ''}`.trim() : badType.typeName;
       const got = bad === undefined ? 'nothing (missing)' : `${typeof bad} ${truncate(JSON.stringify(bad) ?? String(bad))}`;
       first = { field, message: `${field ? `field "${field}"` : 'value'}: expected ${expected}, got ${got}` };
@@ -33,6 +33,11 @@ export function describeInvalid(type: avro.Type, value: unknown): Invalid | unde
   });
   if (ok) return undefined;
   return first ?? { field: '', message: `value does not match schema ${type.name ?? type.typeName}` };
+}
+
+/** avsc's path parts as `a.b[2].c`. */
+function fieldPath(path: readonly string[]): string {
+  return path.reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), '');
 }
 
 function truncate(text: string): string {
