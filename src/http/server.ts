@@ -104,6 +104,11 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       const status = err instanceof UnknownEventTypeError && err.constructor === UnknownEventTypeError ? 404 : 400;
       throw new HttpProblem(status, (err as FaradError).code, (err as Error).message);
     }
+    const contentType = request.headers['content-type'] ?? '';
+    if (!/^application\/(.+\+)?json\b/i.test(contentType)) {
+      metrics.ingestRejected.inc({ reason: 'invalid' });
+      throw new HttpProblem(415, 'unsupported_media_type', `send events as JSON (content-type: application/json), not ${JSON.stringify(contentType || 'no content type')}`);
+    }
     const body: unknown = request.body;
     if (body === undefined || body === null || (typeof body !== 'object')) {
       metrics.ingestRejected.inc({ reason: 'invalid' });

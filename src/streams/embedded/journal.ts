@@ -1,6 +1,6 @@
 import { closeSync, ftruncateSync, openSync, readSync, fstatSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { TransportError } from '../../errors.js';
+import { CorruptDataError, TransportError } from '../../errors.js';
 import { checkFrame, FRAME_HEADER } from './frames.js';
 
 interface Pending {
@@ -133,8 +133,15 @@ function replay(fd: number, fileSize: number, onFrame: (frame: Buffer, position:
     }
     pending = pending.subarray(pos);
     pendingAt += pos;
-    if (n === 0) return pendingAt;
-    // A complete frame that fails its checksum is corruption, not a frame still being read.
-    if (pending.length >= FRAME_HEADER && FRAME_HEADER + pending.readUInt32LE(0) <= pending.length) return pendingAt;
+    // A complete frame that fails its checksum: a torn last write if nothing follows it (cut
+    // off), corruption if more of the journal follows (refuse: cutting would drop committed data).
+    const corrupt = pending.length >= FRAME_HEADER && FRAME_HEADER + pending.readUInt32LE(0) <= pending.length;
+    if (corrupt && pendingAt + FRAME_HEADER + pending.readUInt32LE(0) < fileSize) {
+      throw new CorruptDataError(
+        `journal is corrupt at byte ${pendingAt} (frame checksum mismatch) with ${fileSize - pendingAt} bytes after it; ` +
+          'refusing to open rather than drop committed data: restore the data directory from a backup, or move it aside to start empty',
+      );
+    }
+    if (n === 0 || corrupt) return pendingAt;
   }
 }
