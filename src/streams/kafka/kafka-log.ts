@@ -139,12 +139,12 @@ export class KafkaLog implements EventLog {
   /** Offsets the group has committed for the input topics of one partition (-1: none). */
   async committedOffsets(partition: number): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    const fetched = await this.admin.fetchOffsets({ groupId: this.options.group, topics: [...this.options.inputTopics] });
+    const fetched = await retryTransient(() => this.admin.fetchOffsets({ groupId: this.options.group, topics: [...this.options.inputTopics] }));
     for (const { topic, partitions } of fetched) {
       const entry = partitions.find((p) => p.partition === partition);
       let offset = entry ? Number(entry.offset) : -1;
       if (offset < 0) {
-        const watermarks = await this.admin.fetchTopicOffsets(topic);
+        const watermarks = await retryTransient(() => this.admin.fetchTopicOffsets(topic));
         offset = Number(watermarks.find((w) => w.partition === partition)?.low ?? 0);
       }
       out.set(topic, offset);
@@ -153,7 +153,7 @@ export class KafkaLog implements EventLog {
   }
 
   async endOffset(topic: string, partition: number): Promise<number> {
-    const watermarks = await this.admin.fetchTopicOffsets(topic);
+    const watermarks = await retryTransient(() => this.admin.fetchTopicOffsets(topic));
     return Number(watermarks.find((w) => w.partition === partition)?.high ?? 0);
   }
 
@@ -280,6 +280,31 @@ export class KafkaLog implements EventLog {
       subscriber.next(lease);
     }
   }
+}
+
+const TRANSIENT = new Set(['NOT_LEADER_FOR_PARTITION', 'LEADER_NOT_AVAILABLE', 'UNKNOWN_TOPIC_OR_PARTITION', 'NOT_COORDINATOR', 'COORDINATOR_NOT_AVAILABLE', 'COORDINATOR_LOAD_IN_PROGRESS', 'REQUEST_TIMED_OUT']);
+
+/**
+ * Retries an admin look-up that failed on a transient broker error. kafkajs's
+ * `admin.fetchTopicOffsets` gives up at once on NOT_LEADER_FOR_PARTITION, which KRaft answers for
+ * a moment for topics just created (e.g. the changelog at first start).
+ */
+async function retryTransient<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (attempt >= 10 || !isTransient(err)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** (attempt - 1), 2000)));
+    }
+  }
+}
+
+function isTransient(err: unknown): boolean {
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause ?? (e as { originalError?: unknown }).originalError) {
+    if (TRANSIENT.has((e as { type?: string }).type ?? '')) return true;
+  }
+  return false;
 }
 
 /** Fenced producer errors: another instance now owns the partition. */
