@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Config } from '../config/index.js';
-import { FaradError, SchemaValidationError, UnknownEventTypeError } from '../errors.js';
+import { describeError, FaradError, SchemaValidationError, UnknownEventTypeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { FaradMetrics } from '../metrics/index.js';
 import { globalViews, type CompiledApp, type CompiledTable } from '../procedures/index.js';
@@ -81,7 +81,12 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     }
   };
 
-  http.get('/healthz', async () => ({ status: 'ok' }));
+  http.get('/healthz', async (_request, reply) => {
+    if (executor.failure !== undefined) {
+      return reply.code(503).send({ status: 'failed', message: `processing stopped: ${describeError(executor.failure)}` });
+    }
+    return { status: 'ok' };
+  });
 
   http.get('/readyz', async (_request, reply) => {
     const partitions = [...executor.partitions()].map((p) => ({ partition: p.partition, role: p.roles.role }));

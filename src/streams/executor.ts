@@ -84,6 +84,9 @@ export class Executor {
     this.globals = globalViews(app);
   }
 
+  /** Set when the executor stopped on an error it could not recover from (health turns bad). */
+  failure: unknown = undefined;
+
   /** Starts consuming leases; resolves when the executor is stopped. */
   start(): Promise<void> {
     this.running ??= lastValueFrom(
@@ -92,7 +95,13 @@ export class Executor {
         mergeMap((lease) => this.runLease(lease)),
       ),
       { defaultValue: undefined },
-    ).then(() => undefined);
+    ).then(
+      () => undefined,
+      (err: unknown) => {
+        this.failure = err;
+        throw err;
+      },
+    );
     return this.running;
   }
 
@@ -161,7 +170,19 @@ export class Executor {
     this.hosted.set(partition, hosted);
     const snapshots = new SnapshotSchedule(this.options.snapshots);
 
-    const run = defer(() => from(this.restore(lease, hosted))).pipe(
+    // A failed restore (broker hiccup, unreadable snapshot) is retried from scratch while the
+    // lease lasts; the other partitions keep running meanwhile.
+    const restored = defer(() => from(this.restore(lease, hosted))).pipe(
+      retry({
+        delay: (err: unknown, attempt) => {
+          hosted.state = this.emptyState(partition);
+          const delayMs = Math.min(this.options.retryBackoffMs * 2 ** (attempt - 1), 30_000);
+          this.logger.error({ partition, attempt, delayMs, err: describeError(err) }, 'partition restore failed; retrying');
+          return lease.active && !this.stopping ? timer(delayMs) : EMPTY;
+        },
+      }),
+    );
+    const run = restored.pipe(
       mergeMap(() => {
         roles.transition('active');
         const processor = new BatchProcessor({
@@ -271,34 +292,37 @@ export class Executor {
   ): Promise<BatchOutcome> {
     const { commitIntervalMs, maxBatchRecords } = this.options;
     let deadline = Infinity;
-    while (processor.pending < maxBatchRecords && lease.active && !this.stopping) {
-      const waitMs = processor.pending === 0 ? commitIntervalMs : Math.max(0, deadline - performance.now());
-      const records = await lease.poll(maxBatchRecords - processor.pending, waitMs);
-      if (records.length === 0) {
-        if (processor.pending > 0) break;
-        await snapshots.maybeTake(lease, hosted.state, this.logger);
-        return { partition: lease.partition, records: 0 };
-      }
-      if (processor.pending === 0) deadline = performance.now() + commitIntervalMs;
-      if (this.catalog.prepare) await this.catalog.prepare(records.map((r) => r.value));
-      processor.apply(records);
-      if (performance.now() >= deadline) break;
-    }
-    if (processor.pending === 0) return { partition: lease.partition, records: 0 };
-    const plan = processor.plan();
-    const started = performance.now();
+    let commitStarted = 0;
+    // Any failure inside the batch (decoding prerequisites, the commit) undoes all of it and
+    // replays its records: the batch is the unit of atomicity.
     try {
-      await lease.commit(plan);
+      while (processor.pending < maxBatchRecords && lease.active && !this.stopping) {
+        const waitMs = processor.pending === 0 ? commitIntervalMs : Math.max(0, deadline - performance.now());
+        const records = await lease.poll(maxBatchRecords - processor.pending, waitMs);
+        if (records.length === 0) {
+          if (processor.pending > 0) break;
+          await snapshots.maybeTake(lease, hosted.state, this.logger);
+          return { partition: lease.partition, records: 0 };
+        }
+        if (processor.pending === 0) deadline = performance.now() + commitIntervalMs;
+        if (this.catalog.prepare) await this.catalog.prepare(records.map((r) => r.value));
+        processor.apply(records);
+        if (performance.now() >= deadline) break;
+      }
+      if (processor.pending === 0) return { partition: lease.partition, records: 0 };
+      commitStarted = performance.now();
+      await lease.commit(processor.plan());
     } catch (err) {
       processor.abort();
       await lease.rewind();
       throw err;
     }
+    const inputCount = processor.pending;
     processor.committed();
     snapshots.changed();
-    this.observer?.batchCommitted(lease.partition, plan.inputCount, (performance.now() - started) / 1000);
+    this.observer?.batchCommitted(lease.partition, inputCount, (performance.now() - commitStarted) / 1000);
     await snapshots.maybeTake(lease, hosted.state, this.logger);
-    const outcome = { partition: lease.partition, records: plan.inputCount };
+    const outcome = { partition: lease.partition, records: inputCount };
     this.committed$.next(outcome);
     return outcome;
   }

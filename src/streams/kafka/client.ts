@@ -38,7 +38,7 @@ export function kafkaClientConfig(connection: KafkaConnection, logger: Logger): 
     logCreator: () => (entry) => {
       const { message, ...rest } = entry.log;
       // Rebalances are routine (farad logs the resulting assignment); kafkajs reports them as errors.
-      const routine = /rebalanc|rejoin/i.test(`${message} ${String(rest['error'] ?? '')}`);
+      const routine = /rebalanc|rejoin|concurrent.transactions/i.test(`${message} ${String(rest['error'] ?? '')}`);
       const level = routine ? 'debug' : (LEVEL_NAMES[entry.level] ?? 'info');
       logger[level === 'error' ? 'warn' : level]({ kafkajs: entry.namespace, ...rest }, message);
     },

@@ -15,6 +15,9 @@ export async function ensureKafkaTopics(
   logger: Logger,
 ): Promise<Map<string, number>> {
   const existing = new Set(await admin.listTopics());
+  // Check existing topics first, so a refused start creates nothing.
+  const present = specs.filter((s) => existing.has(s.name));
+  if (present.length > 0) checkCounts(present, await partitionCounts(admin, present));
   const missing = specs.filter((s) => !existing.has(s.name));
   if (missing.length > 0) {
     await admin.createTopics({
@@ -28,8 +31,17 @@ export async function ensureKafkaTopics(
     });
     logger.info({ topics: missing.map((s) => s.name) }, 'created topics');
   }
+  const counts = await partitionCounts(admin, specs);
+  checkCounts(specs, counts);
+  return counts;
+}
+
+async function partitionCounts(admin: Admin, specs: readonly TopicSpec[]): Promise<Map<string, number>> {
   const metadata = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.name) });
-  const counts = new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
+  return new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
+}
+
+function checkCounts(specs: readonly TopicSpec[], counts: ReadonlyMap<string, number>): void {
   for (const spec of specs) {
     const count = counts.get(spec.name) ?? 0;
     if (spec.exactPartitions && count !== spec.partitions) {
@@ -40,5 +52,4 @@ export async function ensureKafkaTopics(
       );
     }
   }
-  return counts;
 }
