@@ -46,6 +46,8 @@ export interface StandbyManagerOptions {
 export class StandbyManager {
   private readonly copies = new Map<number, Copy>();
   private wanted = new Set<number>();
+  /** Partitions active here as of the last assignment: their copies wait for `take`. */
+  private activeHere = new Set<number>();
   private refollow: Promise<void> = Promise.resolve();
   private closed = false;
 
@@ -54,6 +56,7 @@ export class StandbyManager {
   /** Sets the partitions this instance keeps standby copies of. */
   assign(partitions: readonly number[], activeHere: ReadonlySet<number>): void {
     this.wanted = new Set(partitions.filter((p) => !activeHere.has(p)));
+    this.activeHere = new Set(activeHere);
     this.refollow = this.refollow.then(() => this.sync()).catch((err: unknown) =>
       this.options.logger.warn({ err: describeError(err) }, 'could not update standby copies'),
     );
@@ -92,7 +95,10 @@ export class StandbyManager {
   private async sync(): Promise<void> {
     if (this.closed) return;
     for (const partition of [...this.copies.keys()]) {
-      if (!this.wanted.has(partition)) {
+      // A copy of a partition that just became active here is kept for the executor's `take`:
+      // the assignment arrives while the new lease restores, and dropping the copy first would
+      // turn a failover from the warm copy into a restore of the whole changelog.
+      if (!this.wanted.has(partition) && !this.activeHere.has(partition)) {
         this.copies.delete(partition);
         this.options.onLag?.(partition, undefined);
       }

@@ -1,4 +1,4 @@
-import { AssignerProtocol, Partitioners, type Admin, type Batch, type Consumer, type Kafka, type Producer } from 'kafkajs';
+import { AssignerProtocol, Partitioners, type Admin, type Batch, type Consumer, type Kafka, type Producer, type RecordMetadata } from 'kafkajs';
 import { placeStandbys } from '../../replication/index.js';
 import { Observable, type Subscriber } from 'rxjs';
 import type { Logger } from 'pino';
@@ -226,7 +226,14 @@ export class KafkaLog implements EventLog {
    */
   private async learnGroup(assignedHere: ReadonlySet<number>): Promise<void> {
     const described = await this.admin.describeGroups([this.options.group]);
-    const members = described.groups[0]?.members ?? [];
+    const group = described.groups[0];
+    // While a newer rebalance is under way the broker lists members without metadata or
+    // assignment (decoding them fails); that generation's GROUP_JOIN learns the group again.
+    if (group?.state !== 'Stable') {
+      this.options.logger.debug({ state: group?.state }, 'group is rebalancing; its next generation is learnt instead');
+      return;
+    }
+    const members = group.members;
     const reports: Array<{ instanceId: string; rack?: string; url?: string; warm?: Record<number, number> }> = [];
     const active = new Map<string, number[]>();
     const activeByPartition = new Map<number, Member>();
@@ -330,6 +337,8 @@ class KafkaLease implements PartitionLease {
   private readonly committedAt = new Map<string, number>();
   /** Next offset to accept per input topic; unset until input resumes after restore. */
   private readonly nextOffset = new Map<string, number>();
+  /** Offset after this lease's last committed changelog record (0: it committed none yet). */
+  private changelogWritten = 0;
   private resumed = false;
   private paused = true;
   private wake: (() => void) | undefined;
@@ -372,8 +381,12 @@ class KafkaLease implements PartitionLease {
     await this.producer?.disconnect().catch(() => undefined);
   }
 
-  changelogEnd(): Promise<number> {
-    return this.log.endOffset(this.options.changelogTopic, this.partition);
+  async changelogEnd(): Promise<number> {
+    // The admin's ListOffsets answers the last stable offset (read_committed), and the broker
+    // writes commit markers after EndTxn returns: right after a commit it may still point before
+    // the transaction just committed, and a snapshot would claim an older offset than its state.
+    const stable = await this.log.endOffset(this.options.changelogTopic, this.partition);
+    return Math.max(stable, this.changelogWritten);
   }
 
   readChangelog(fromOffset: number): AsyncIterable<readonly LogRecord[]> {
@@ -444,8 +457,9 @@ class KafkaLease implements PartitionLease {
     if (!this.producer) await this.fence();
     const producer = this.producer!;
     const txn = await producer.transaction();
+    let acked: RecordMetadata[] = [];
     try {
-      if (plan.records.length > 0) await txn.sendBatch({ topicMessages: toTopicMessages(plan.records), acks: -1 });
+      if (plan.records.length > 0) acked = await txn.sendBatch({ topicMessages: toTopicMessages(plan.records), acks: -1 });
       const topics = plan.offsets.map((o) => ({ topic: o.topic, partitions: [{ partition: o.partition, offset: String(o.offset) }] }));
       if (topics.length > 0) await txn.sendOffsets({ consumerGroupId: this.options.group, topics });
       await txn.commit();
@@ -464,6 +478,11 @@ class KafkaLease implements PartitionLease {
     }
     this.uncommitted = [];
     for (const o of plan.offsets) this.committedAt.set(o.topic, o.offset);
+    const changelog = acked.find((m) => m.topicName === this.options.changelogTopic && m.partition === this.partition);
+    if (changelog?.baseOffset !== undefined) {
+      const count = plan.records.filter((r) => r.topic === this.options.changelogTopic && r.partition === this.partition).length;
+      this.changelogWritten = Math.max(this.changelogWritten, Number(changelog.baseOffset) + count);
+    }
   }
 
   async rewind(): Promise<void> {
