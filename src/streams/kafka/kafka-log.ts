@@ -166,6 +166,8 @@ export class KafkaLog implements EventLog {
       rebalanceTimeout: Math.max(options.sessionTimeoutMs * 3, 30_000),
       readUncommitted: false,
       maxWaitTimeInMs: 100,
+      // One fetch per partition roughly fits the queue bound, so pausing takes effect promptly.
+      maxBytesPerPartition: Math.min(1_048_576, Math.max(16_384, options.maxQueuedRecords * 64)),
       partitionAssigners: [
         faradAssigner(options.partitions, () => ({
           instanceId: options.instanceId,
