@@ -239,6 +239,8 @@ export class FaradMetrics implements ExecutorObserver {
   }
 
   roleChanged(partition: number, _from: PartitionRole, to: PartitionRole): void {
+    // A partition that left this instance no longer has a snapshot age here.
+    if (to === 'closed') this.snapshotTakenAt.delete(partition);
     for (const role of ROLES) this.partitionRole.set({ partition: String(partition), role }, role === to ? 1 : 0);
   }
 

@@ -75,8 +75,10 @@ export interface StandbyCandidate {
 /**
  * Places `replicas` standby copies of every partition on instances other than its active owner:
  * on distinct instances, on racks other than the owner's and each other's when racks tell them
- * apart, sticky (an instance that holds a partition warm keeps it), then least loaded. Every
- * member computes this from the same group view, so all agree without another round trip.
+ * apart; then on the instance `assignPartitions` would give the partition if its owner died (so
+ * failover finds the copy there even when balance limits where partitions may go); then sticky
+ * (an instance that holds a partition warm keeps it); then least loaded. Every member computes
+ * this from the same group view, so all agree without another round trip.
  */
 export function placeStandbys(
   partitions: number,
@@ -90,6 +92,7 @@ export function placeStandbys(
   const ownerOf = new Map<number, string>();
   for (const [instanceId, owned] of active) for (const p of owned) ownerOf.set(p, instanceId);
   const rackOf = new Map(sorted.map((m) => [m.instanceId, m.rack ?? m.instanceId]));
+  const target = failoverTargets(partitions, sorted, active);
 
   for (let p = 0; p < partitions; p++) {
     const owner = ownerOf.get(p);
@@ -102,6 +105,9 @@ export function placeStandbys(
         const newRackA = usedRacks.has(rackOf.get(a.instanceId)!) ? 1 : 0;
         const newRackB = usedRacks.has(rackOf.get(b.instanceId)!) ? 1 : 0;
         if (newRackA !== newRackB) return newRackA - newRackB;
+        const targetA = target.get(p) === a.instanceId ? 0 : 1;
+        const targetB = target.get(p) === b.instanceId ? 0 : 1;
+        if (targetA !== targetB) return targetA - targetB;
         const warmA = a.warm?.[p] !== undefined ? 0 : 1;
         const warmB = b.warm?.[p] !== undefined ? 0 : 1;
         if (warmA !== warmB) return warmA - warmB;
@@ -116,4 +122,25 @@ export function placeStandbys(
     }
   }
   return result;
+}
+
+/** Where each partition would go if its owner alone failed: the assignor run without that owner. */
+function failoverTargets(
+  partitions: number,
+  members: readonly StandbyCandidate[],
+  active: ReadonlyMap<string, readonly number[]>,
+): Map<number, string> {
+  const targets = new Map<number, string>();
+  for (const dead of members) {
+    const orphaned = active.get(dead.instanceId) ?? [];
+    if (orphaned.length === 0) continue;
+    const survivors = members
+      .filter((m) => m.instanceId !== dead.instanceId)
+      .map((m) => ({ memberId: m.instanceId, instanceId: m.instanceId, active: active.get(m.instanceId) ?? [] }));
+    if (survivors.length === 0) continue;
+    for (const [instanceId, owned] of assignPartitions(partitions, survivors)) {
+      for (const p of owned) if (orphaned.includes(p)) targets.set(p, instanceId);
+    }
+  }
+  return targets;
 }
