@@ -4,8 +4,7 @@ import { ConfigError, TransportError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { compileApp, type App, type CompiledApp } from '../procedures/index.js';
 import type { SnapshotStore } from '../replication/index.js';
-import { createSnapshotStore, loadSnapshotInto } from '../service/replication.js';
-import { openTransport } from '../service/index.js';
+import { createSnapshotStore, loadSnapshotInto, openTransport } from '../service/index.js';
 import { applyChangelogRecord, encodeSnapshot, PartitionState } from '../state/index.js';
 import type { EventLog } from '../streams/index.js';
 
