@@ -52,8 +52,7 @@ export class FaradMetrics implements ExecutorObserver {
   readonly snapshotDuration: Histogram;
   readonly snapshotBytes: Gauge<'partition'>;
   private readonly snapshotTakenAt = new Map<number, number>();
-  // Label lookups cost more than the increments; children are cached per label set.
-  private readonly processedChildren = new Map<string, { inc(): void }>();
+  // Label lookups cost more than an observation; children are cached per event type.
   private readonly durationChildren = new Map<string, { observe(v: number): void }>();
 
   constructor(
@@ -218,14 +217,12 @@ export class FaradMetrics implements ExecutorObserver {
     for (const outcome of ['ok', 'failed', 'skipped']) this.snapshots.inc({ outcome }, 0);
   }
 
-  eventHandled(eventType: string, partition: number, outcome: 'ok' | 'failed', seconds: number): void {
-    const key = `${eventType}\u0000${partition}\u0000${outcome}`;
-    let counter = this.processedChildren.get(key);
-    if (!counter) {
-      counter = this.eventsProcessed.labels(eventType, String(partition), outcome);
-      this.processedChildren.set(key, counter);
-    }
-    counter.inc();
+  eventsHandled(eventType: string, partition: number, ok: number, failed: number): void {
+    if (ok > 0) this.eventsProcessed.inc({ event_type: eventType, partition: String(partition), outcome: 'ok' }, ok);
+    if (failed > 0) this.eventsProcessed.inc({ event_type: eventType, partition: String(partition), outcome: 'failed' }, failed);
+  }
+
+  handlerLatency(eventType: string, seconds: number): void {
     let histogram = this.durationChildren.get(eventType);
     if (!histogram) {
       histogram = this.handlerDuration.labels(eventType);

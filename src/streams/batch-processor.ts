@@ -13,7 +13,10 @@ import { DLQ_HEADERS, type CommitPlan, type DeadLetterReason, type LogRecord, ty
 
 /** Hooks for metrics, so this pure module needs no metrics library. */
 export interface ProcessorObserver {
-  eventHandled(eventType: string, partition: number, outcome: 'ok' | 'failed', seconds: number): void;
+  /** Events of one type a committed batch handled (counted once durable, so retries never double count). */
+  eventsHandled(eventType: string, partition: number, ok: number, failed: number): void;
+  /** Time of one handler call. */
+  handlerLatency(eventType: string, seconds: number): void;
   deadLettered(reason: DeadLetterReason, eventType: string, partition: number): void;
 }
 
@@ -39,6 +42,7 @@ export class BatchProcessor {
   private readonly nextOffsets = new Map<string, number>();
   private inputCount = 0;
   private lastTimestamp = 0;
+  private readonly tally = new Map<string, { ok: number; failed: number }>();
 
   constructor(private readonly options: ProcessorOptions) {
     this.ctx = new HandlerContext(options.app, options.state, options.globals);
@@ -75,6 +79,8 @@ export class BatchProcessor {
   /** The planned batch is durable. */
   committed(): void {
     this.options.state.markCommitted();
+    const { observer, state } = this.options;
+    if (observer) for (const [type, { ok, failed }] of this.tally) observer.eventsHandled(type, state.partition, ok, failed);
     this.reset();
   }
 
@@ -85,6 +91,7 @@ export class BatchProcessor {
   }
 
   private reset(): void {
+    this.tally.clear();
     this.records = [];
     this.nextOffsets.clear();
     this.inputCount = 0;
@@ -132,12 +139,20 @@ export class BatchProcessor {
       if (emitted.length > 0) produced = this.encodeEmitted(emitted, procedure.partitionKey, decoded.value, record);
     } catch (err) {
       state.rollbackTo(savepoint);
-      observer?.eventHandled(decoded.name, state.partition, 'failed', (performance.now() - started) / 1000);
+      observer?.handlerLatency(decoded.name, (performance.now() - started) / 1000);
+      this.count(decoded.name).failed++;
       this.deadLetter(record, 'handler_error', err, decoded.name);
       return;
     }
     if (produced) for (const out of produced) this.records.push(out);
-    observer?.eventHandled(decoded.name, state.partition, 'ok', (performance.now() - started) / 1000);
+    observer?.handlerLatency(decoded.name, (performance.now() - started) / 1000);
+    this.count(decoded.name).ok++;
+  }
+
+  private count(eventType: string): { ok: number; failed: number } {
+    let entry = this.tally.get(eventType);
+    if (!entry) this.tally.set(eventType, (entry = { ok: 0, failed: 0 }));
+    return entry;
   }
 
   private encodeEmitted(

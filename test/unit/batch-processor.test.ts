@@ -194,7 +194,11 @@ function harness(partition = PARTITION): Harness {
       return n;
     },
     observer: {
-      eventHandled: (eventType, _p, outcome) => observed.handled.push([eventType, outcome]),
+      eventsHandled: (eventType, _p, ok, failed) => {
+        for (let i = 0; i < ok; i++) observed.handled.push([eventType, 'ok']);
+        for (let i = 0; i < failed; i++) observed.handled.push([eventType, 'failed']);
+      },
+      handlerLatency: () => undefined,
       deadLettered: (reason, eventType) => observed.deadLettered.push([reason, eventType]),
     },
   });
@@ -325,6 +329,8 @@ describe('BatchProcessor: applying a batch', () => {
       'next offset to read, per input topic',
     );
     assert.deepEqual(deadLetters(h), []);
+    assert.deepEqual(h.observed.handled, [], 'events are counted once their batch is committed');
+    h.processor.committed();
     assert.deepEqual(h.observed.handled, [
       ['bank.Deposit', 'ok'],
       ['bank.Deposit', 'ok'],
@@ -433,6 +439,7 @@ describe('BatchProcessor: handler atomicity and dead letters', () => {
       'a dead-lettered record is consumed: its offset moves on',
     );
     assert.deepEqual(h.observed.deadLettered, [['handler_error', 'bank.Command']]);
+    h.processor.committed();
     assert.ok(h.observed.handled.some(([type, outcome]) => type === 'bank.Command' && outcome === 'failed'));
   });
 
