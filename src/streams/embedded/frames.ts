@@ -213,19 +213,17 @@ export function decodeRecord(bytes: Buffer): {
   value: Buffer | null;
   headers: Record<string, string>;
 } {
-  let pos = 8;
-  const timestamp = bytes.readDoubleLE(pos);
-  pos += 8;
-  const nullable = (): Buffer | null => {
-    const n = bytes.readInt32LE(pos);
-    pos += 4;
-    if (n < 0) return null;
-    const b = bytes.subarray(pos, pos + n);
-    pos += n;
-    return b;
-  };
-  const key = nullable();
-  const value = nullable();
+  const timestamp = bytes.readDoubleLE(8);
+  // Straight-line reads: this runs once per record read back from the journal.
+  let pos = 16;
+  const keyLength = bytes.readInt32LE(pos);
+  pos += 4;
+  const key = keyLength < 0 ? null : bytes.subarray(pos, pos + keyLength);
+  pos += Math.max(keyLength, 0);
+  const valueLength = bytes.readInt32LE(pos);
+  pos += 4;
+  const value = valueLength < 0 ? null : bytes.subarray(pos, pos + valueLength);
+  pos += Math.max(valueLength, 0);
   const count = bytes.readUInt16LE(pos);
   pos += 2;
   const headers: Record<string, string> = {};
