@@ -256,6 +256,23 @@ start_kafka() {
     kafka_fail "Kafka did not become ready within ${KAFKA_TIMEOUT}s"
   fi
   log "Kafka ready after $((SECONDS - t0))s (pid $pid)"
+  add_scram_users
+}
+
+# SCRAM credentials for the SASL listener's tests (idempotent: re-adding replaces them).
+# One mechanism per request: the broker refuses to alter a user's credentials twice in one.
+add_scram_users() {
+  local mechanism
+  for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+    java -Xmx256m -cp "$KAFKA_LIB/*" \
+      -Dlog4j.configuration="file:$ROOT/services/kafka/log4j.properties" \
+      -Dkafka.logs.dir="$SERVICES_DIR" \
+      kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_HOST:$KAFKA_PORT" --alter \
+      --add-config "$mechanism=[iterations=4096,password=farad-secret]" \
+      --entity-type users --entity-name farad >"$SERVICES_DIR/kafka-scram.log" 2>&1 \
+      || { cat "$SERVICES_DIR/kafka-scram.log" >&2; die "could not add the $mechanism test user"; }
+  done
+  log "SCRAM-SHA-256/512 user farad ready on $KAFKA_HOST:9094"
 }
 
 # --- Redis -----------------------------------------------------------------
@@ -297,3 +314,4 @@ start_kafka
 
 echo "KAFKA_BROKERS=$KAFKA_HOST:$KAFKA_PORT"
 echo "REDIS_URL=redis://$REDIS_HOST:$REDIS_PORT"
+echo "KAFKA_SASL_BROKERS=$KAFKA_HOST:9094"
