@@ -23,6 +23,10 @@ program
     const logger = createLogger(config.logLevel);
     const app = await loadApp(opts.app);
     const service = await startService(app, config, { logger });
+    service.done.catch(() => {
+      logger.fatal('processing stopped on an error it cannot recover from; exiting so the instance is restarted');
+      void service.stop().finally(() => process.exit(1));
+    });
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping');
       service.stop().then(

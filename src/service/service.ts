@@ -24,6 +24,8 @@ export interface Service {
   /** The HTTP server; `address` is where it listens. */
   readonly http: FastifyInstance;
   readonly address: { host: string; port: number };
+  /** Settles when processing ends: resolves after stop(), rejects if it stopped on an error. */
+  readonly done: Promise<void>;
   /** Commits what is in flight, closes the log and the HTTP server. */
   stop(): Promise<void>;
 }
@@ -143,6 +145,7 @@ export async function startService(app: App, config: Config, options: StartOptio
     logger,
     http,
     address,
+    done: running,
     stop() {
       stopping ??= (async () => {
         await http.close();

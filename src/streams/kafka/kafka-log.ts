@@ -9,7 +9,7 @@ import { faradAssigner } from './assigner.js';
 import { KafkaChangelogFollower } from './changelog-follower.js';
 import { readPartition } from './changelog-reader.js';
 import { createKafka, type KafkaConnection } from './client.js';
-import { fromKafka, toTopicMessages } from './records.js';
+import { fromKafka, toTopicMessageSlices } from './records.js';
 import { ensureKafkaTopics } from './topics.js';
 
 export interface KafkaLogOptions {
@@ -106,7 +106,7 @@ export class KafkaLog implements EventLog {
       await producer.connect();
       this.producer = producer;
     }
-    await this.producer.sendBatch({ topicMessages: toTopicMessages(records), acks: -1 });
+    for (const topicMessages of toTopicMessageSlices(records)) await this.producer.sendBatch({ topicMessages, acks: -1 });
   }
 
   async *readRange(topic: string, partition: number, fromOffset: number): AsyncIterable<readonly LogRecord[]> {
@@ -162,7 +162,8 @@ export class KafkaLog implements EventLog {
     const consumer = this.kafka.consumer({
       groupId: options.group,
       sessionTimeout: options.sessionTimeoutMs,
-      heartbeatInterval: Math.max(500, Math.floor(options.sessionTimeoutMs / 5)),
+      // Members learn of a rebalance at their next heartbeat: a short interval shortens handovers.
+      heartbeatInterval: Math.max(250, Math.min(1_000, Math.floor(options.sessionTimeoutMs / 10))),
       rebalanceTimeout: Math.max(options.sessionTimeoutMs * 3, 30_000),
       readUncommitted: false,
       maxWaitTimeInMs: 100,
@@ -203,6 +204,11 @@ export class KafkaLog implements EventLog {
     });
     consumer.on(consumer.events.CRASH, (event) => {
       options.logger.error({ err: describeError(event.payload.error), restart: event.payload.restart }, 'kafka consumer crashed');
+      // kafkajs gave up on the consumer: input has stopped. Fail loudly (health turns 503) so
+      // the orchestrator restarts this instance, instead of running on with nothing to read.
+      if (!event.payload.restart) {
+        subscriber.error(new TransportError(`Kafka consumer stopped for good: ${describeError(event.payload.error)}`, {}, { cause: event.payload.error }));
+      }
     });
     await consumer.connect();
     await consumer.subscribe({ topics: [...options.inputTopics], fromBeginning: true });
@@ -459,9 +465,9 @@ class KafkaLease implements PartitionLease {
     if (!this.producer) await this.fence();
     const producer = this.producer!;
     const txn = await producer.transaction();
-    let acked: RecordMetadata[] = [];
+    const acked: RecordMetadata[] = [];
     try {
-      if (plan.records.length > 0) acked = await txn.sendBatch({ topicMessages: toTopicMessages(plan.records), acks: -1 });
+      for (const topicMessages of toTopicMessageSlices(plan.records)) acked.push(...(await txn.sendBatch({ topicMessages, acks: -1 })));
       const topics = plan.offsets.map((o) => ({ topic: o.topic, partitions: [{ partition: o.partition, offset: String(o.offset) }] }));
       if (topics.length > 0) await txn.sendOffsets({ consumerGroupId: this.options.group, topics });
       await txn.commit();

@@ -24,6 +24,20 @@ function headersOf(headers: IHeaders | undefined): Record<string, string> {
   return out;
 }
 
+/**
+ * Most messages per `sendBatch` call. kafkajs 2.2.4 groups a call's messages per partition by
+ * copying the partition's array for every message (quadratic), so large batches are sent in
+ * slices; sequential calls on a producer with one request in flight keep per-partition order.
+ */
+export const SEND_SLICE = 1_000;
+
+/** Record slices of at most SEND_SLICE, each grouped by topic as kafkajs `sendBatch` wants them. */
+export function toTopicMessageSlices(records: readonly OutRecord[]): Array<Array<{ topic: string; messages: Message[] }>> {
+  const slices: Array<Array<{ topic: string; messages: Message[] }>> = [];
+  for (let i = 0; i < records.length; i += SEND_SLICE) slices.push(toTopicMessages(records.slice(i, i + SEND_SLICE)));
+  return slices;
+}
+
 /** Groups records by topic, as kafkajs `sendBatch` wants them, keeping their order. */
 export function toTopicMessages(records: readonly OutRecord[]): Array<{ topic: string; messages: Message[] }> {
   const byTopic = new Map<string, Message[]>();
