@@ -4,7 +4,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +12,7 @@ import { createLogger, EmbeddedLog, loadConfig, startService, type App, type Con
 import { compileApp } from '../../src/procedures/index.js';
 import { partitionForKey } from '../../src/state/index.js';
 import { SchemaCatalog } from '../../src/streams/codec/index.js';
+import { freePort, sleep, waitForWith } from '../support/wait.js';
 
 /** The repository root (where `src/cli/main.ts` lives). */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -28,47 +28,9 @@ export function tempDir(t: TestContext, prefix = 'farad-e2e-'): string {
   return dir;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * Polls `probe` until it returns something other than undefined/false, then returns that.
- * Fails after `timeoutMs` with `what` and the last value or error seen.
- */
-export async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  { timeoutMs = 20_000, intervalMs = 25 }: { timeoutMs?: number; intervalMs?: number } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-      last = value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      const detail = last instanceof Error ? last.message : JSON.stringify(last);
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${detail})`);
-    }
-    await sleep(intervalMs);
-  }
-}
-
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { sleep, freePort };
+/** Polls until the probe answers (20 s, every 25 ms, unless told otherwise). */
+export const waitFor = waitForWith({ timeoutMs: 20_000, intervalMs: 25 });
 
 // ---- services ----------------------------------------------------------------------------------
 
