@@ -31,8 +31,3 @@ export type ValueOf<S> = S extends Typed<infer T> ? T : never;
 export function parseType(s: AvroSchema): avro.Type {
   return avro.Type.forSchema(s);
 }
-
-/** Full name (`namespace.name`) of a named Avro type. */
-export function fullNameOf(type: avro.Type): string | undefined {
-  return type.name ?? undefined;
-}

@@ -2,5 +2,5 @@
 export { RoleMachine, IllegalTransitionError, type PartitionRole } from './roles.js';
 export { assignPartitions, placeStandbys, type Assignment, type MemberReport, type StandbyCandidate } from './assignor.js';
 export { RedisSnapshotStore, type RedisSnapshotOptions } from './redis-snapshots.js';
-export type { SnapshotStore, SnapshotInfo, AssignmentPlan } from './interfaces.js';
+export type { SnapshotStore, SnapshotInfo } from './interfaces.js';
 export { StandbyManager, type ChangelogFollower, type FollowedRecord, type StandbyManagerOptions } from './standby-manager.js';

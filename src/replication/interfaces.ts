@@ -23,9 +23,3 @@ export interface SnapshotStore {
   publish(partition: number, id: string): Promise<void>;
   close(): Promise<void>;
 }
-
-/** Active and standby partitions per instance. */
-export interface AssignmentPlan {
-  readonly active: ReadonlyMap<string, readonly number[]>;
-  readonly standby: ReadonlyMap<string, readonly number[]>;
-}

@@ -137,13 +137,10 @@ export class Executor {
 
   /** Runs a named query on every partition's committed state and merges the answers. */
   runQuery(name: string, params: Readonly<Record<string, string>>): { found: false } | { found: true; result: unknown } {
-    const query = this.app.queries.get(name);
-    if (!query) return { found: false };
-    const parts: unknown[] = [];
-    for (const hosted of [...this.hosted.values()].sort((a, b) => a.partition - b.partition)) {
-      parts.push(query.partition(queryContext(this.app, hosted.state, this.globals), params));
-    }
-    return { found: true, result: query.merge(parts, params) };
+    if (!this.app.queries.has(name)) return { found: false };
+    const hosted = [...this.hosted.values()].sort((a, b) => a.partition - b.partition);
+    const parts = hosted.map((h) => this.queryPartial(name, h.state, params));
+    return { found: true, result: this.mergeQuery(name, parts, params) };
   }
 
   /** One partition's answer to a named query, over a committed state (active or standby). */

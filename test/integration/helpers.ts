@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import avsc from 'avsc';
 import { Kafka, logLevel, Partitioners, type Admin, type IHeaders, type Producer } from 'kafkajs';
 import { loadConfig, startService, type App, type Config, type ConfigInput, type Service } from '../../src/index.js';
+import { seededRandom } from '../../src/procedures/index.js';
 import { fingerprint } from '../../src/streams/codec/index.js';
 import { AREA_CODE_STATES } from '../../examples/voter/area-codes.js';
 import { voterCopy, voterNames, type VoterNames } from './fixtures/voter-app.js';
@@ -283,17 +284,8 @@ export interface Vote {
 
 export type Outcome = 'accepted' | 'INVALID_CONTESTANT' | 'OVER_VOTE_LIMIT';
 
-/** A deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic PRNG (mulberry32, the one farad seeds `ctx.random()` with). */
+export const prng = seededRandom;
 
 /**
  * `count` deterministic votes over `phones` phone numbers (so phones repeat and some go over the
