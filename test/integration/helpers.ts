@@ -132,6 +132,8 @@ export interface ReadRecord {
   readonly key: string | null;
   readonly value: Buffer | null;
   readonly headers: Record<string, string>;
+  /** The record's timestamp (the broker's append time on a LogAppendTime topic). */
+  readonly timestamp: number;
 }
 
 /**
@@ -173,6 +175,7 @@ export async function readTopic(
               key: m.key === null ? null : m.key.toString(),
               value: m.value,
               headers: headerStrings(m.headers),
+              timestamp: Number(m.timestamp),
             });
           }
         },
@@ -210,7 +213,7 @@ export async function collectFor(kafka: Kafka, topic: string, ms: number, { read
       autoCommit: false,
       eachBatch: async ({ batch }) => {
         for (const m of batch.messages) {
-          records.push({ partition: batch.partition, offset: Number(m.offset), key: m.key?.toString() ?? null, value: m.value, headers: headerStrings(m.headers) });
+          records.push({ partition: batch.partition, offset: Number(m.offset), key: m.key?.toString() ?? null, value: m.value, headers: headerStrings(m.headers), timestamp: Number(m.timestamp) });
         }
       },
     });

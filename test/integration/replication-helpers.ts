@@ -14,13 +14,12 @@ import type { Admin, Kafka, Producer } from 'kafkajs';
 import {
   brokers,
   createTopic,
-  deleteGroups,
   diffOutcomes,
-  endOffsets,
   freePort,
   leaderboard,
   outcomesFromResults,
   produceVotes,
+  readTopic,
   ROOT,
   sleep,
   uid,
@@ -283,67 +282,12 @@ export async function createTimedOutputTopic(admin: Admin, names: VoterNames): P
   await createTopic(admin, names.output, PARTITIONS, [{ name: 'message.timestamp.type', value: 'LogAppendTime' }]);
 }
 
-export interface TimedRecord extends ReadRecord {
-  /** The record's timestamp (the broker's append time on a LogAppendTime topic). */
-  readonly timestamp: number;
-}
+/** A record with its timestamp: on the LogAppendTime topics these tests create, the broker's append time. */
+export type TimedRecord = ReadRecord;
 
-/**
- * Reads a whole topic (read_committed) up to the end offsets it has when called, keeping each
- * record's timestamp; like helpers' readTopic otherwise (markers and aborted records count as read).
- */
-export async function readTopicTimed(kafka: Kafka, topic: string, timeoutMs = 40_000): Promise<TimedRecord[]> {
-  const admin = kafka.admin();
-  await admin.connect();
-  const groupId = `farad-test-timed-${uid()}`;
-  try {
-    const targets = [...(await endOffsets(admin, topic))].filter(([, end]) => end > 0);
-    const records: TimedRecord[] = [];
-    if (targets.length === 0) return records;
-    const position = new Map<number, number>();
-    const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 100, maxBytesPerPartition: 4 * 1024 * 1024 });
-    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-      if (payload.topic !== topic) return;
-      const next = Number(payload.lastOffset) + 1;
-      if (next > (position.get(payload.partition) ?? 0)) position.set(payload.partition, next);
-    });
-    try {
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
-      await consumer.run({
-        autoCommit: false,
-        eachBatch: async ({ batch }) => {
-          for (const m of batch.messages) {
-            const headers: Record<string, string> = {};
-            for (const [name, raw] of Object.entries(m.headers ?? {})) {
-              const value = Array.isArray(raw) ? raw[0] : raw;
-              if (value !== undefined) headers[name] = value.toString();
-            }
-            records.push({
-              partition: batch.partition,
-              offset: Number(m.offset),
-              key: m.key === null ? null : m.key.toString(),
-              value: m.value,
-              headers,
-              timestamp: Number(m.timestamp),
-            });
-          }
-        },
-      });
-      await waitFor(
-        `a read_committed read of ${topic} to its end offsets ${JSON.stringify(Object.fromEntries(targets))}`,
-        () => targets.every(([p, end]) => (position.get(p) ?? 0) >= end),
-        { timeoutMs, intervalMs: 50 },
-      );
-    } finally {
-      await consumer.disconnect().catch(() => undefined);
-    }
-    records.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
-    return records;
-  } finally {
-    await deleteGroups(admin, [groupId]);
-    await admin.disconnect().catch(() => undefined);
-  }
+/** Reads a whole topic (read_committed) up to the end offsets it has when called; see helpers' readTopic. */
+export function readTopicTimed(kafka: Kafka, topic: string, timeoutMs = 40_000): Promise<TimedRecord[]> {
+  return readTopic(kafka, topic, { timeoutMs });
 }
 
 export interface Pause {
