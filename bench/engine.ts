@@ -10,7 +10,8 @@ import { createLogger, defineApp, EmbeddedLog, Ingest, loadConfig, startService 
 import { FaradMetrics } from '../src/metrics/index.js';
 import { compileApp, globalViews, type CompiledApp } from '../src/procedures/index.js';
 import { partitionForKey, PartitionState } from '../src/state/index.js';
-import { BatchProcessor, type EventCodec, type LogRecord } from '../src/streams/index.js';
+import { BatchProcessor, type LogRecord } from '../src/streams/index.js';
+import { type EventCodec } from '../src/codec/index.js';
 import { createCodec } from '../src/service/index.js';
 import { progress, progressEvery, ratio, removeDir, round, tempDir, type BenchContext, type ScenarioReport } from './lib.js';
 import { PlainVoter } from './plain-voter.js';

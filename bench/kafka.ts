@@ -12,7 +12,7 @@ import { loadConfig } from '../src/index.js';
 import { compileApp } from '../src/procedures/index.js';
 import { createCodec } from '../src/service/index.js';
 import { partitionForKey } from '../src/state/index.js';
-import type { EventCodec } from '../src/streams/index.js';
+import type { EventCodec } from '../src/codec/index.js';
 import {
   benchKafka,
   committedSum,

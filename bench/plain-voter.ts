@@ -14,7 +14,7 @@ import avsc from 'avsc';
 import { AREA_CODE_STATES } from '../examples/voter/area-codes.js';
 import { CONTESTANTS } from '../examples/voter/index.js';
 import { partitionForKey } from '../src/state/index.js';
-import { fingerprint } from '../src/streams/codec/index.js';
+import { fingerprint } from '../src/codec/index.js';
 import { ROOT } from './lib.js';
 
 const HEADER = 10;

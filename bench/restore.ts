@@ -12,7 +12,8 @@ import { createLogger, defineApp, EmbeddedLog, type App } from '../src/index.js'
 import { compileApp, type CompiledApp } from '../src/procedures/index.js';
 import { RedisSnapshotStore } from '../src/replication/index.js';
 import { loadSnapshotInto } from '../src/service/replication.js';
-import { applyChangelogRecord, encodeChangeKey, encodeSnapshot, PartitionState } from '../src/state/index.js';
+import { PartitionState } from '../src/state/index.js';
+import { applyChangelogRecord, encodeChangeKey, encodeSnapshot } from '../src/codec/index.js';
 import type { OutRecord } from '../src/streams/index.js';
 import { distinctPhones } from './memory.js';
 import { progress, progressEvery, quantile, ratio, removeDir, round, tempDir, type BenchContext, type Result, type ScenarioReport } from './lib.js';

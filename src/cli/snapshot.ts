@@ -5,7 +5,8 @@ import type { Logger } from '../log.js';
 import { compileApp, type App, type CompiledApp } from '../procedures/index.js';
 import type { SnapshotStore } from '../replication/index.js';
 import { createSnapshotStore, loadSnapshotInto, openTransport } from '../service/index.js';
-import { applyChangelogRecord, encodeSnapshot, PartitionState } from '../state/index.js';
+import { PartitionState } from '../state/index.js';
+import { applyChangelogRecord, encodeSnapshot } from '../codec/index.js';
 import type { EventLog } from '../streams/index.js';
 
 /** Operator commands on snapshots: list, take (from the changelog) and restore (verify, optionally publish). */

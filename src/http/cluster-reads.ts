@@ -1,6 +1,7 @@
 import type { CompiledApp, CompiledTable } from '../procedures/index.js';
 import type { Key, PartitionState } from '../state/index.js';
-import { toJson, type Executor } from '../streams/index.js';
+import { type Executor } from '../streams/index.js';
+import { toJson } from '../codec/index.js';
 import { HttpProblem } from './problem.js';
 
 /** Marks a request one instance sends another, so it is answered locally and never forwarded again. */

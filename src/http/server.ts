@@ -7,7 +7,8 @@ import type { FaradMetrics } from '../metrics/index.js';
 import { globalViews, type CompiledApp, type CompiledTable } from '../procedures/index.js';
 import type { Ingest } from '../service/index.js';
 import { compareKeys, partitionForKey, type Key } from '../state/index.js';
-import { toJson, type Executor, type OutRecord } from '../streams/index.js';
+import { type Executor, type OutRecord } from '../streams/index.js';
+import { toJson } from '../codec/index.js';
 import { ClusterReads, FORWARDED_HEADER, type Cluster, type ReadMode, type ReadOptions, type ScannedRow } from './cluster-reads.js';
 import { HttpProblem } from './problem.js';
 

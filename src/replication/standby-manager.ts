@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
-import { applyChangelogRecord, type PartitionState } from '../state/index.js';
+import { type PartitionState } from '../state/index.js';
+import { applyChangelogRecord } from '../codec/index.js';
 
 /** A changelog record as a follower delivers it. */
 export interface FollowedRecord {

@@ -2,7 +2,8 @@ import { UnknownEventTypeError } from '../errors.js';
 import type { FaradMetrics } from '../metrics/index.js';
 import type { CompiledApp, CompiledEvent } from '../procedures/index.js';
 import { partitionForKey } from '../state/index.js';
-import { fromJson, type EventCodec, type EventLog, type OutRecord } from '../streams/index.js';
+import { type EventLog, type OutRecord } from '../streams/index.js';
+import { fromJson, type EventCodec } from '../codec/index.js';
 
 /** The event is known but is not read from any input topic, so it cannot be sent to farad. */
 export class NotAnInputError extends UnknownEventTypeError {}

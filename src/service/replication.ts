@@ -5,7 +5,8 @@ import type { Logger } from '../log.js';
 import type { FaradMetrics } from '../metrics/index.js';
 import type { CompiledApp } from '../procedures/index.js';
 import { RedisSnapshotStore, type SnapshotStore } from '../replication/index.js';
-import { encodeSnapshot, loadSnapshot, type PartitionState } from '../state/index.js';
+import { type PartitionState } from '../state/index.js';
+import { encodeSnapshot, loadSnapshot } from '../codec/index.js';
 import type { Snapshotter } from '../streams/index.js';
 
 /** The Redis snapshot store, when `redis.url` is configured. */

@@ -3,5 +3,3 @@ export { HandlerTable, CommittedTable, GlobalTableView, type TableReader, type T
 export { TableStore, compareKeys, firstIndexAfter, scanSorted, type Key } from './table-store.js';
 export { murmur2, toPositive, partitionForKey } from './partitioner.js';
 export { checkKey, deepFreeze, describeInvalid, type Invalid, type TableKeyType } from './validate.js';
-export { encodeChangeKey, decodeChangeKey, encodeRowValue, encodeChanges, applyChangelogRecord } from './changelog-codec.js';
-export { encodeSnapshot, loadSnapshot, readSnapshotHeader, type SnapshotHeader } from './snapshot-codec.js';

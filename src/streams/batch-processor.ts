@@ -7,8 +7,9 @@ import {
   UnknownSchemaError,
 } from '../errors.js';
 import { HandlerContext, isThenable, type CompiledApp, type Emitted } from '../procedures/index.js';
-import { describeInvalid, encodeChanges, partitionForKey, type GlobalTableView, type PartitionState } from '../state/index.js';
-import type { EventCodec } from './codec/index.js';
+import { describeInvalid, partitionForKey, type GlobalTableView, type PartitionState } from '../state/index.js';
+import { encodeChanges } from '../codec/index.js';
+import type { EventCodec } from '../codec/index.js';
 import { DLQ_HEADERS, type CommitPlan, type DeadLetterReason, type LogRecord, type OutRecord } from './records.js';
 
 /** Hooks for metrics, so this pure module needs no metrics library. */

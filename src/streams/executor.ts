@@ -4,9 +4,10 @@ import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import { globalViews, queryContext, type CompiledApp } from '../procedures/index.js';
 import { RoleMachine, type PartitionRole } from '../replication/index.js';
-import { applyChangelogRecord, PartitionState, type GlobalTableView } from '../state/index.js';
+import { PartitionState, type GlobalTableView } from '../state/index.js';
+import { applyChangelogRecord } from '../codec/index.js';
 import { BatchProcessor, type ProcessorObserver } from './batch-processor.js';
-import type { EventCodec } from './codec/index.js';
+import type { EventCodec } from '../codec/index.js';
 import type { EventLog, PartitionLease } from './event-log.js';
 
 /** Where a partition's state can come from besides the changelog. */

@@ -3,5 +3,5 @@ export { DLQ_HEADERS, type CommitPlan, type DeadLetterReason, type LogRecord, ty
 export { BatchProcessor, type ProcessorObserver, type ProcessorOptions } from './batch-processor.js';
 export { Executor, type ExecutorObserver, type ExecutorOptions, type HostedPartition, type BatchOutcome, type PartitionSeeds, type Snapshotter } from './executor.js';
 export { EmbeddedLog, type EmbeddedLogOptions } from './embedded/index.js';
-export * from './codec/index.js';
+
 export { KafkaLog, HttpSchemaRegistry, type KafkaLogOptions } from './kafka/index.js';

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import avsc from 'avsc';
 import { defineApp, DLQ_HEADERS, record, table, type LogRecord } from '../../src/index.js';
-import { decodeChangeKey, partitionForKey } from '../../src/state/index.js';
+import { partitionForKey } from '../../src/state/index.js';
+import { decodeChangeKey } from '../../src/codec/index.js';
 import {
   catalogOf,
   decodeAll,

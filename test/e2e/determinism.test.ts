@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { defineApp, record, table, type App, type EmbeddedLog, type OutRecord, type Service } from '../../src/index.js';
-import { decodeChangeKey, partitionForKey } from '../../src/state/index.js';
+import { partitionForKey } from '../../src/state/index.js';
+import { decodeChangeKey } from '../../src/codec/index.js';
 import {
   catalogOf,
   decodeAll,

@@ -11,7 +11,7 @@ import type { TestContext } from 'node:test';
 import { createLogger, EmbeddedLog, loadConfig, startService, type App, type Config, type ConfigInput, type LogRecord, type Service } from '../../src/index.js';
 import { compileApp } from '../../src/procedures/index.js';
 import { partitionForKey } from '../../src/state/index.js';
-import { SchemaCatalog } from '../../src/streams/codec/index.js';
+import { SchemaCatalog } from '../../src/codec/index.js';
 import { freePort, sleep, waitForWith } from '../support/wait.js';
 
 /** The repository root (where `src/cli/main.ts` lives). */

@@ -9,7 +9,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import avsc from 'avsc';
 import { defineApp, record, table, type Service } from '../../src/index.js';
-import { fingerprint } from '../../src/streams/codec/index.js';
+import { fingerprint } from '../../src/codec/index.js';
 import {
   allConsumed,
   baseUrl,

@@ -13,7 +13,7 @@ import avsc from 'avsc';
 import { Kafka, logLevel, Partitioners, type Admin, type IHeaders, type Producer } from 'kafkajs';
 import { loadConfig, startService, type App, type Config, type ConfigInput, type Service } from '../../src/index.js';
 import { seededRandom } from '../../src/procedures/index.js';
-import { fingerprint } from '../../src/streams/codec/index.js';
+import { fingerprint } from '../../src/codec/index.js';
 import { AREA_CODE_STATES } from '../../examples/voter/area-codes.js';
 import { voterCopy, voterNames, type VoterNames } from './fixtures/voter-app.js';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import avsc from 'avsc';
 import kafkajs from 'kafkajs';
 import { defineApp, record, table, type Service } from '../../src/index.js';
-import { fingerprint } from '../../src/streams/codec/index.js';
+import { fingerprint } from '../../src/codec/index.js';
 import {
   allConsumed,
   baseUrl,

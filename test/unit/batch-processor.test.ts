@@ -2,8 +2,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
 import { compileApp, defineApp, globalViews, record, table, type CompiledApp } from '../../src/procedures/index.js';
-import { decodeChangeKey, PartitionState, partitionForKey } from '../../src/state/index.js';
-import { BatchProcessor, DLQ_HEADERS, SchemaCatalog, type DeadLetterReason, type LogRecord, type OutRecord } from '../../src/streams/index.js';
+import { PartitionState, partitionForKey } from '../../src/state/index.js';
+import { decodeChangeKey } from '../../src/codec/index.js';
+import { BatchProcessor, DLQ_HEADERS, type DeadLetterReason, type LogRecord, type OutRecord } from '../../src/streams/index.js';
+import { SchemaCatalog } from '../../src/codec/index.js';
 import { keysOf } from './support/partition-keys.js';
 
 // ---- the app under test ---------------------------------------------------------------------

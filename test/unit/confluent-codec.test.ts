@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import avro from 'avsc';
 import { UnknownSchemaError } from '../../src/errors.js';
-import { ConfluentCodec, parseEventType, SchemaCatalog, type SchemaRegistry } from '../../src/streams/codec/index.js';
+import { ConfluentCodec, parseEventType, SchemaCatalog, type SchemaRegistry } from '../../src/codec/index.js';
 
 const voteV1 = parseEventType({
   type: 'record',

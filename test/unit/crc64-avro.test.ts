@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { CRC64_AVRO_EMPTY, crc64Avro } from '../../src/streams/codec/crc64-avro.js';
+import { CRC64_AVRO_EMPTY, crc64Avro } from '../../src/codec/crc64-avro.js';
 
 /**
  * Parsing Canonical Forms and their fingerprints (signed 64-bit, as Java prints them) from

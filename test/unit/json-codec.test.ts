@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import avsc from 'avsc';
 import type { Schema, Type } from 'avsc';
 import { SchemaValidationError } from '../../src/errors.js';
-import { fromJson, toJson } from '../../src/streams/codec/json.js';
+import { fromJson, toJson } from '../../src/codec/json.js';
 
 const ORDER: Schema = {
   type: 'record',

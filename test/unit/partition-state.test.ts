@@ -2,15 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import avsc from 'avsc';
 import { HandlerContractError, SchemaValidationError, WrongPartitionError } from '../../src/errors.js';
-import {
-  applyChangelogRecord,
-  CommittedTable,
-  encodeChanges,
-  HandlerTable,
-  PartitionState,
-  type Key,
-  type TableSchema,
-} from '../../src/state/index.js';
+import { CommittedTable, HandlerTable, PartitionState, type Key, type TableSchema } from '../../src/state/index.js';
+import { applyChangelogRecord, encodeChanges } from '../../src/codec/index.js';
 import { intKeysOf, keysOf } from './support/partition-keys.js';
 
 // ---- fixtures -------------------------------------------------------------------------------

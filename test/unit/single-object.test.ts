@@ -9,14 +9,14 @@ import {
   UnknownEventTypeError,
   UnknownSchemaError,
 } from '../../src/errors.js';
-import { crc64Avro } from '../../src/streams/codec/crc64-avro.js';
+import { crc64Avro } from '../../src/codec/crc64-avro.js';
 import {
   SchemaCatalog,
   canonicalForm,
   fingerprint,
   isSingleObject,
   parseEventType,
-} from '../../src/streams/codec/single-object.js';
+} from '../../src/codec/single-object.js';
 
 // Asserted rather than annotated: avsc's typings lack field `aliases`, which this schema uses.
 const VOTE = {

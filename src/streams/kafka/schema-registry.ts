@@ -1,5 +1,5 @@
 import { TransportError } from '../../errors.js';
-import type { SchemaRegistry } from '../codec/index.js';
+import type { SchemaRegistry } from '../../codec/index.js';
 
 export interface RegistrySettings {
   readonly url: string;

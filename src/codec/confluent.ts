@@ -1,5 +1,5 @@
 import type { Type } from 'avsc';
-import { DecodeError, describeError, UnknownSchemaError } from '../../errors.js';
+import { DecodeError, describeError, UnknownSchemaError } from '../errors.js';
 import { parseEventType, SINGLE_OBJECT_HEADER_LENGTH, type DecodedObject, type SchemaCatalog } from './single-object.js';
 
 /** First byte of the Confluent wire format: magic 0, then the schema id as a 4-byte big-endian int. */

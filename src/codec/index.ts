@@ -1,4 +1,4 @@
-/** Event encodings: Avro single-object framing on the log, JSON at the HTTP edge. */
+/** Codecs: events (Avro single-object, Confluent, JSON at the HTTP edge), changelog rows and snapshots. */
 export { CRC64_AVRO_EMPTY, crc64Avro } from './crc64-avro.js';
 export {
   SINGLE_OBJECT_HEADER_LENGTH,
@@ -11,3 +11,5 @@ export {
 export type { DecodedObject } from './single-object.js';
 export { fromJson, toJson } from './json.js';
 export { ConfluentCodec, CONFLUENT_MAGIC, CONFLUENT_HEADER_LENGTH, type EventCodec, type SchemaRegistry } from './confluent.js';
+export { encodeChangeKey, decodeChangeKey, encodeRowValue, encodeChanges, applyChangelogRecord } from './changelog.js';
+export { encodeSnapshot, loadSnapshot, readSnapshotHeader, type SnapshotHeader } from './snapshot.js';

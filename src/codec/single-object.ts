@@ -12,7 +12,7 @@ import {
   UnknownEventTypeError,
   UnknownSchemaError,
   describeError,
-} from '../../errors.js';
+} from '../errors.js';
 import { crc64Avro } from './crc64-avro.js';
 import { describeType, describeValue, formatPath } from './describe.js';
 

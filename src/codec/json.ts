@@ -19,7 +19,7 @@
  * Logical types are not supported (farad does not register any).
  */
 import type { Type, types } from 'avsc';
-import { SchemaValidationError } from '../../errors.js';
+import { SchemaValidationError } from '../errors.js';
 import { describeType, describeValue, formatPath } from './describe.js';
 
 /**

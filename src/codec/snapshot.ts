@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { CorruptDataError } from '../errors.js';
-import { applyChangelogRecord, encodeChangeKey } from './changelog-codec.js';
-import type { PartitionState } from './partition-state.js';
+import { applyChangelogRecord, encodeChangeKey } from './changelog.js';
+import type { PartitionState } from '../state/index.js';
 
 /**
  * Snapshot of one partition's tables:

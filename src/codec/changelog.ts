@@ -1,6 +1,6 @@
 import { CorruptDataError } from '../errors.js';
-import type { PartitionState, RowChange, TableSchema } from './partition-state.js';
-import type { Key } from './table-store.js';
+import type { PartitionState, RowChange, TableSchema } from '../state/index.js';
+import type { Key } from '../state/index.js';
 
 /**
  * Changelog records: key = UTF-8 JSON `[table, key]` (unique per row, so log compaction keeps the
