@@ -130,7 +130,7 @@ export async function engineOnly(ctx: BenchContext): Promise<ScenarioReport> {
       let done = 0;
       const report2 = progressEvery('engine-only: committed');
       const finished = new Promise<void>((resolve, reject) => {
-        service.executor.committed$.subscribe({
+        service.host.committed$.subscribe({
           next: ({ records }) => {
             done += records;
             report2(done, n);
@@ -145,8 +145,8 @@ export async function engineOnly(ctx: BenchContext): Promise<ScenarioReport> {
       const seconds = (performance.now() - t0) / 1000;
       const cpu = process.cpuUsage(cpu0);
       const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-      const board = service.executor.runQuery('leaderboard', {});
-      const accepted = board.found ? (board.result as LeaderboardRow[]).reduce((s, r) => s + r.votes, 0) : NaN;
+      const board = (await service.reads.query('leaderboard')).body as LeaderboardRow[];
+      const accepted = board.reduce((s, r) => s + r.votes, 0);
       await service.stop();
       return { seconds, cpuSeconds, openSeconds, accepted };
     };

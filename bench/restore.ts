@@ -1,7 +1,7 @@
 /**
  * restore-snapshot and restore-changelog: records per second restoring one partition of Voter
  * state (1M phones by default) — from a Redis snapshot through the function the executor uses
- * (loadSnapshotInto: RedisSnapshotStore.load + snapshot decode), and from the changelog alone
+ * (Snapshots.loadInto: RedisSnapshotStore.load + snapshot decode), and from the changelog alone
  * (the executor's restore loop: lease.readChangelog → applyChangelogRecord) on the embedded log.
  */
 import { performance } from 'node:perf_hooks';
@@ -11,7 +11,7 @@ import voter from '../examples/voter/index.js';
 import { createLogger, defineApp, EmbeddedLog, type App } from '../src/index.js';
 import { compileApp, type CompiledApp } from '../src/procedures/index.js';
 import { RedisSnapshotStore } from '../src/replication/index.js';
-import { loadSnapshotInto } from '../src/service/replication.js';
+import { Snapshots } from '../src/replication/index.js';
 import { PartitionState } from '../src/state/index.js';
 import { applyChangelogRecord, encodeChangeKey, encodeSnapshot } from '../src/codec/index.js';
 import type { OutRecord } from '../src/streams/index.js';
@@ -59,7 +59,7 @@ export async function restoreSnapshot(ctx: BenchContext): Promise<ScenarioReport
     const saveSeconds = (performance.now() - saveStarted) / 1000;
     global.gc?.();
 
-    // farad: loadSnapshotInto, as a cold start or `farad snapshot restore` runs it.
+    // farad: Snapshots.loadInto, as a cold start or `farad snapshot restore` runs it.
     const faradSeconds: number[] = [];
     const fetchSeconds: number[] = [];
     let profileFile: string | undefined;
@@ -68,7 +68,7 @@ export async function restoreSnapshot(ctx: BenchContext): Promise<ScenarioReport
       const fresh = new PartitionState(0, 1, compiled.tables.values());
       const work = async () => {
         const t0 = performance.now();
-        const offset = await loadSnapshotInto(store, 0, fresh, logger);
+        const offset = await new Snapshots(compiled.name, store, 0, logger).loadInto(0, fresh);
         const seconds = (performance.now() - t0) / 1000;
         if (offset !== rows || rowsOf(fresh) !== rows) throw new Error(`snapshot restore gave offset ${offset} and ${rowsOf(fresh)} rows, expected ${rows}`);
         return seconds;
@@ -166,11 +166,11 @@ export async function restoreSnapshot(ctx: BenchContext): Promise<ScenarioReport
       rows: [row],
       details: [
         `${rows.toLocaleString('en-US')} rows (${n.toLocaleString('en-US')} phones + 6 contestant totals) in one partition; snapshot ${(bytes.length / 1e6).toFixed(1)} MB. Encoding it took ${encodeSeconds.toFixed(2)} s, saving it to Redis ${saveSeconds.toFixed(2)} s (not timed).`,
-        `Timed: \`loadSnapshotInto\` (src/service/replication.ts) — RedisSnapshotStore.load (GET pointer + GET bytes) then \`loadSnapshot\` (SHA-256 check, decode, apply) into an empty PartitionState; median of ${RUNS} runs (${faradSeconds.map((s) => s.toFixed(2)).join(', ')} s). The Redis fetch alone takes ${(quantile(fetchSeconds, 0.5) * 1000).toFixed(0)} ms.`,
+        `Timed: \`Snapshots.loadInto\` (src/replication/snapshots.ts) — RedisSnapshotStore.load (GET pointer + GET bytes) then \`loadSnapshot\` (SHA-256 check, decode, apply) into an empty PartitionState; median of ${RUNS} runs (${faradSeconds.map((s) => s.toFixed(2)).join(', ')} s). The Redis fetch alone takes ${(quantile(fetchSeconds, 0.5) * 1000).toFixed(0)} ms.`,
         `Baseline \`redis-get-plain-map\`: GET of the same bytes, then a loop over the rows (JSON.parse of the key, avsc fromBuffer of the value, Map.set) — no checksum, no key validation, no freezing; median ${(base * 1000).toFixed(0)} ms.`,
         `For comparison (not a target): the same rows in a binary layout (u8 table, f64 key, u32 length, Avro value; no JSON), decoded by a plain loop into Maps with Object.freeze, plus the same Redis fetch time: ${Math.round(binaryRate).toLocaleString('en-US')} records/s — the ceiling of a snapshot format without JSON keys.`,
       ],
-      ...(profileFile ? { profiles: [{ title: 'restore-snapshot (loadSnapshotInto)', file: profileFile, heapFile }] } : {}),
+      ...(profileFile ? { profiles: [{ title: 'restore-snapshot (Snapshots.loadInto)', file: profileFile, heapFile }] } : {}),
     };
   } finally {
     try {

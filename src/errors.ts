@@ -79,6 +79,34 @@ export class TransportError extends FaradError {
   override readonly retriable = true;
 }
 
+/** Another instance took over the partition's transactional identity; ownership is re-checked. */
+export class ProducerFencedError extends FaradError {
+  readonly code = 'producer_fenced';
+  override readonly retriable = true;
+}
+
+/** The transport ended this instance's lease of a partition; its owner stops without fencing. */
+export class LeaseRevokedError extends FaradError {
+  readonly code = 'lease_revoked';
+}
+
+/** A partition owner was asked for a move its current state does not allow (a bug in farad). */
+export class IllegalTransitionError extends FaradError {
+  readonly code = 'illegal_transition';
+}
+
+/** A snapshot store (Redis) could not be reached; snapshots are skipped until it is back. */
+export class SnapshotStoreUnavailableError extends FaradError {
+  readonly code = 'snapshot_store_unavailable';
+  override readonly retriable = true;
+}
+
+/** True when retrying the failed operation may help: typed errors say so; unknown ones are assumed transient. */
+export function isRetriable(err: unknown): boolean {
+  if (err instanceof FaradError) return err.retriable;
+  return true;
+}
+
 /** The embedded log's data directory is used by another live process. */
 export class LogLockedError extends FaradError {
   readonly code = 'log_locked';
@@ -93,4 +121,73 @@ export class CorruptDataError extends FaradError {
 export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
+}
+
+// ---- requests: ingest and reads (src/http/status.ts maps each code to an HTTP status) ----------
+
+/**
+ * A request (HTTP, console) that cannot be answered as asked. `code` picks the answer's status;
+ * `details` are the fields its JSON body shows beside `error` and `message`.
+ */
+export abstract class RequestError extends FaradError {
+  readonly details: Readonly<Record<string, string | number>> = {};
+}
+
+/** The event type is declared but no input topic carries it, so it cannot be sent to farad. */
+export class NotAnInputError extends RequestError {
+  readonly code = 'not_an_input';
+}
+
+/** A read named a table the app does not declare (`context.table`). */
+export class UnknownTableError extends RequestError {
+  readonly code = 'unknown_table';
+}
+
+/** A read named a query the app does not declare. */
+export class UnknownQueryError extends RequestError {
+  readonly code = 'unknown_query';
+}
+
+/** A key read found no committed row. */
+export class RowNotFoundError extends RequestError {
+  readonly code = 'not_found';
+}
+
+/** A read parameter is malformed or out of range: a key or `after` (`bad_key`), a page size (`bad_limit`). */
+export class InvalidParameterError extends RequestError {
+  constructor(
+    readonly code: 'bad_key' | 'bad_limit',
+    message: string,
+    context: ErrorContext = {},
+  ) {
+    super(message, context);
+  }
+}
+
+/** A key read of a partition-local table, which holds a row per key in every partition. */
+export class LocalTableReadError extends RequestError {
+  readonly code = 'local_table';
+}
+
+/**
+ * No instance can serve a partition now (it is moving, restoring, a standby or failed). Retrying
+ * shortly helps; so may accepting a stale answer. `role` is the partition's role here, if held.
+ */
+export class PartitionUnavailableError extends RequestError {
+  readonly code = 'partition_unavailable';
+  override readonly retriable = true;
+  override readonly details: Readonly<Record<string, string | number>>;
+
+  constructor(
+    message: string,
+    readonly role?: string | undefined,
+    context: ErrorContext = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, context, options);
+    this.details = {
+      ...(context.partition !== undefined ? { partition: context.partition } : {}),
+      ...(role !== undefined ? { role } : {}),
+    };
+  }
 }

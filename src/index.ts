@@ -20,7 +20,8 @@ export {
   type RecordSchema,
 } from './procedures/index.js';
 export * from './errors.js';
-export { startService, Ingest, type Service, type StartOptions } from './service/index.js';
+export { startService, type Service, type StartOptions } from './service/index.js';
+export { Ingest } from './ingest/index.js';
 export { loadConfig, type Config, type ConfigInput } from './config/index.js';
 export { createLogger, type Logger } from './log.js';
 export { METRIC } from './metrics/index.js';

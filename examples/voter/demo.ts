@@ -35,9 +35,11 @@ const event = service.ingest.inputEvent('voter.Vote');
 const generator = new VoteGenerator({ phones: Number(args.phones), invalidShare: 0.01, seed: Date.now() % 2 ** 31 });
 
 let processedThisRun = 0;
-service.executor.committed$.subscribe(({ records }) => (processedThisRun += records));
-const leaderboard = () => service.executor.runQuery('leaderboard', {}) as { found: true; result: LeaderboardRow[] };
-const acceptedAtStart = leaderboard().result.reduce((sum, row) => sum + row.votes, 0);
+service.host.committed$.subscribe(({ records }) => (processedThisRun += records));
+const leaderboard = async () => (await service.reads.query('leaderboard')).body as LeaderboardRow[];
+// Reads answer once every partition has restored.
+while (!service.host.readiness().ready) await new Promise((r) => setTimeout(r, 20));
+const acceptedAtStart = (await leaderboard()).reduce((sum, row) => sum + row.votes, 0);
 
 // Load: every tick, append what is due at the target rate; one append in flight at a time.
 let sent = 0;
@@ -64,12 +66,12 @@ const load = setInterval(() => {
 
 let lastProcessed = 0;
 let lastTick = performance.now();
-const render = (final = false): void => {
+const render = async (final = false): Promise<void> => {
+  const rows = await leaderboard();
   const now = performance.now();
   const perSecond = Math.round(((processedThisRun - lastProcessed) * 1000) / (now - lastTick));
   lastProcessed = processedThisRun;
   lastTick = now;
-  const rows = leaderboard().result;
   const accepted = rows.reduce((sum, row) => sum + row.votes, 0);
   const top = Math.max(1, ...rows.map((row) => row.votes));
   const lines = [
@@ -89,7 +91,7 @@ const render = (final = false): void => {
   if (process.stdout.isTTY && !final) process.stdout.write(`\x1b[H\x1b[2J${lines.join('\n')}\n`);
   else process.stdout.write(`${lines.join('\n')}\n\n`);
 };
-const display = setInterval(() => render(), 1000);
+const display = setInterval(() => void render(), 1000);
 
 const shutdown = async (): Promise<void> => {
   if (stopped) return;
@@ -100,7 +102,7 @@ const shutdown = async (): Promise<void> => {
   // Let the partitions catch up with what was sent (bounded), show the result, then stop.
   const deadline = performance.now() + 5000;
   while (processedThisRun < sent && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  render(true);
+  await render(true);
   await service.stop();
   process.exit(0);
 };

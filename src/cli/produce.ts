@@ -6,7 +6,8 @@ import type { Config } from '../config/index.js';
 import { FaradError, LogLockedError, SchemaValidationError, TransportError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { compileApp, type App } from '../procedures/index.js';
-import { createCodec, Ingest, openTransport } from '../service/index.js';
+import { Ingest } from '../ingest/index.js';
+import { createCodec, openTransport } from '../service/index.js';
 import type { EventLog } from '../streams/index.js';
 
 const CHUNK = 500;

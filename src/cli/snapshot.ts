@@ -1,12 +1,12 @@
-import { performance } from 'node:perf_hooks';
 import type { Config } from '../config/index.js';
 import { ConfigError, TransportError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { restorePartition } from '../partition/index.js';
 import { compileApp, type App, type CompiledApp } from '../procedures/index.js';
-import type { SnapshotStore } from '../replication/index.js';
-import { createSnapshotStore, loadSnapshotInto, openTransport } from '../service/index.js';
-import { PartitionState } from '../state/index.js';
-import { applyChangelogRecord, encodeSnapshot } from '../codec/index.js';
+import { createSnapshotStore, Snapshots, type SnapshotStore } from '../replication/index.js';
+import { openTransport } from '../service/index.js';
+import { encodeSnapshot } from '../codec/index.js';
+import type { PartitionState } from '../state/index.js';
 import type { EventLog } from '../streams/index.js';
 
 /** Operator commands on snapshots: list, take (from the changelog) and restore (verify, optionally publish). */
@@ -19,7 +19,7 @@ export interface SnapshotCommand {
 
 export async function snapshotCommand(app: App, config: Config, command: SnapshotCommand, logger: Logger, out: (line: string) => void): Promise<void> {
   const compiled = compileApp(app, config.settings);
-  const store = createSnapshotStore(compiled, config, logger);
+  const store = createSnapshotStore(compiled.name, config.redis, logger);
   if (!store) throw new ConfigError('snapshots need Redis: set redis.url (FARAD_REDIS_URL)', { field: 'redis.url' });
   const partitions = command.partitions ?? Array.from({ length: compiled.partitions }, (_, p) => p);
   try {
@@ -49,25 +49,30 @@ async function list(store: SnapshotStore, partitions: number[] | undefined, out:
   if (infos.length === 0) out('(no snapshots)');
 }
 
-/** Rebuilds a partition from its current snapshot and the changelog after it, with progress. */
+/**
+ * Rebuilds a partition the way its owner restores it at a takeover (restorePartition): the
+ * current (or the named) snapshot, then the changelog after it, with progress.
+ */
 async function rebuild(app: CompiledApp, log: EventLog, store: SnapshotStore, partition: number, id: string | undefined, logger: Logger, out: (line: string) => void): Promise<{ state: PartitionState; offset: number; fromSnapshot: number; seconds: number }> {
-  const started = performance.now();
   if (id && !(await store.list(partition)).some((i) => i.id === id)) {
     throw new TransportError(`partition ${partition} has no snapshot ${id} (see: farad snapshot list)`, { partition });
   }
-  const state = new PartitionState(partition, app.partitions, app.tables.values());
-  const fromSnapshot = (await loadSnapshotInto(store, partition, state, logger, id)) ?? 0;
-  let offset = fromSnapshot;
-  let last = performance.now();
-  for await (const chunk of log.readRange(app.changelogTopic, partition, fromSnapshot)) {
-    for (const record of chunk) applyChangelogRecord(state, record.key, record.value);
-    offset = chunk[chunk.length - 1]!.offset + 1;
-    if (performance.now() - last > 500) {
-      last = performance.now();
-      out(`  partition ${partition}: changelog offset ${offset}…`);
-    }
-  }
-  return { state, offset, fromSnapshot, seconds: (performance.now() - started) / 1000 };
+  let last = 0;
+  const restored = await restorePartition({
+    app,
+    partition,
+    end: await log.endOffset(app.changelogTopic, partition),
+    readChangelog: (from) => log.readRange(app.changelogTopic, partition, from),
+    snapshots: new Snapshots(app.name, store, 0, logger),
+    snapshotId: id,
+    logger,
+    onProgress: (done) => {
+      if (Date.now() - last < 500) return;
+      last = Date.now();
+      out(`  partition ${partition}: changelog offset ${done}…`);
+    },
+  });
+  return { state: restored.copy.state, offset: restored.copy.offset, fromSnapshot: restored.fromOffset, seconds: restored.seconds };
 }
 
 async function take(app: CompiledApp, log: EventLog, store: SnapshotStore, partition: number, logger: Logger, out: (line: string) => void): Promise<void> {

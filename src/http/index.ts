@@ -1,1 +1,4 @@
+/** The HTTP API: a thin adapter over ingest, reads and health. */
 export { buildHttpServer, type HttpDeps } from './server.js';
+export { STATUS, problemOf, type Problem } from './status.js';
+export { RequestRejectedError, InvalidEventError } from './problem.js';

@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { PartitionRole } from '../replication/index.js';
-import type { DeadLetterReason, ExecutorObserver } from '../streams/index.js';
+import { PARTITION_ROLES, type PartitionObserver, type PartitionRole } from '../partition/index.js';
+import type { SnapshotObserver } from '../replication/index.js';
+import type { DeadLetterReason } from '../streams/index.js';
 
 /** Every metric farad exposes, by name. The catalogue in docs/METRICS.md lists the same names. */
 export const METRIC = {
@@ -26,12 +27,11 @@ export const METRIC = {
   snapshotDuration: 'farad_snapshot_duration_seconds',
   snapshotBytes: 'farad_snapshot_bytes',
   snapshotAge: 'farad_snapshot_age_seconds',
+  partitionFailures: 'farad_partition_failures_total',
 } as const;
 
-const ROLES: readonly PartitionRole[] = ['restoring', 'standby', 'active', 'closing'];
-
 /** farad's Prometheus metrics, in a registry of their own (never the global one). */
-export class FaradMetrics implements ExecutorObserver {
+export class FaradMetrics implements PartitionObserver, SnapshotObserver {
   readonly registry = new Registry();
   private readonly eventsProcessed: Counter<'event_type' | 'partition' | 'outcome'>;
   private readonly handlerDuration: Histogram<'event_type'>;
@@ -46,7 +46,8 @@ export class FaradMetrics implements ExecutorObserver {
   readonly ingestRejected: Counter<'reason'>;
   readonly rebalances: Counter;
   readonly failovers: Counter<'partition'>;
-  readonly standbyLag: Gauge<'partition'>;
+  private readonly standbyLagRecords: Gauge<'partition'>;
+  private readonly partitionFailures: Counter<'partition' | 'code'>;
   readonly restoreRate: Gauge<'partition'>;
   readonly snapshots: Counter<'outcome'>;
   readonly snapshotDuration: Histogram;
@@ -100,8 +101,14 @@ export class FaradMetrics implements ExecutorObserver {
     });
     this.partitionRole = new Gauge({
       name: METRIC.partitionRole,
-      help: 'Role of each partition on this instance: 1 for its current role, 0 for the others.',
+      help: 'Role of each partition hosted on this instance (standby, fencing, restoring, active, closing, failed): 1 for its current role, 0 for the others.',
       labelNames: ['partition', 'role'],
+      registers,
+    });
+    this.partitionFailures = new Counter({
+      name: METRIC.partitionFailures,
+      help: 'Partitions that stopped on an error retrying cannot heal (role "failed"; /readyz says why), by error code.',
+      labelNames: ['partition', 'code'],
       registers,
     });
     this.restoredRecords = new Gauge({
@@ -157,7 +164,7 @@ export class FaradMetrics implements ExecutorObserver {
       labelNames: ['partition'],
       registers,
     });
-    this.standbyLag = new Gauge({
+    this.standbyLagRecords = new Gauge({
       name: METRIC.standbyLag,
       help: 'Changelog records a standby partition on this instance is behind the changelog end.',
       labelNames: ['partition'],
@@ -235,10 +242,23 @@ export class FaradMetrics implements ExecutorObserver {
     this.deadLetters.inc({ reason });
   }
 
-  roleChanged(partition: number, _from: PartitionRole, to: PartitionRole): void {
+  roleChanged(partition: number, _from: PartitionRole | undefined, to: PartitionRole | undefined): void {
     // A partition that left this instance no longer has a snapshot age here.
-    if (to === 'closed') this.snapshotTakenAt.delete(partition);
-    for (const role of ROLES) this.partitionRole.set({ partition: String(partition), role }, role === to ? 1 : 0);
+    if (to === undefined) this.snapshotTakenAt.delete(partition);
+    for (const role of PARTITION_ROLES) this.partitionRole.set({ partition: String(partition), role }, role === to ? 1 : 0);
+  }
+
+  partitionFailed(partition: number, code: string): void {
+    this.partitionFailures.inc({ partition: String(partition), code });
+  }
+
+  standbyLag(partition: number, lag: number | undefined): void {
+    if (lag === undefined) this.standbyLagRecords.remove({ partition: String(partition) });
+    else this.standbyLagRecords.set({ partition: String(partition) }, lag);
+  }
+
+  snapshotNotTaken(outcome: 'skipped' | 'failed'): void {
+    this.snapshots.inc({ outcome });
   }
 
   batchCommitted(_partition: number, records: number, seconds: number): void {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import { TransportError } from '../errors.js';
+import { SnapshotStoreUnavailableError, TransportError } from '../errors.js';
 import type { SnapshotInfo, SnapshotStore } from './interfaces.js';
 
 export interface RedisSnapshotOptions {
@@ -158,7 +158,7 @@ export class RedisSnapshotStore implements SnapshotStore {
       return await work();
     } catch (err) {
       if (err instanceof TransportError) throw err;
-      throw new TransportError(`redis ${this.options.url.replace(/\/\/[^@]*@/, '//***@')}: ${(err as Error).message}`, {}, { cause: err });
+      throw new SnapshotStoreUnavailableError(`redis ${this.options.url.replace(/\/\/[^@]*@/, '//***@')}: ${(err as Error).message}`, {}, { cause: err });
     }
   }
 }

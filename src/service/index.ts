@@ -1,3 +1,3 @@
-export { startService, createCodec, openTransport, type Service, type StartOptions } from './service.js';
-export { Ingest, NotAnInputError } from './ingest.js';
-export { createSnapshotStore, createSnapshotter, loadSnapshotInto } from './replication.js';
+export { startService, type Service, type StartOptions } from './service.js';
+export { appTopics, createCodec, openTransport } from './transport.js';
+export { Lifecycle } from './lifecycle.js';

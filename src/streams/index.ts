@@ -1,7 +1,15 @@
-export type { EventLog, PartitionLease, TopicSpec } from './event-log.js';
+/** Transports and the transaction engine: the EventLog port, its embedded and Kafka implementations, and the pure batch processor. */
+export type {
+  ChangelogFollower,
+  ChangelogSink,
+  CommitResult,
+  EventLog,
+  GroupMember,
+  MembershipPolicy,
+  PartitionLease,
+  TopicSpec,
+} from './event-log.js';
 export { DLQ_HEADERS, type CommitPlan, type DeadLetterReason, type LogRecord, type OffsetCommit, type OutRecord } from './records.js';
 export { BatchProcessor, type ProcessorObserver, type ProcessorOptions } from './batch-processor.js';
-export { Executor, type ExecutorObserver, type ExecutorOptions, type HostedPartition, type BatchOutcome, type PartitionSeeds, type Snapshotter } from './executor.js';
 export { EmbeddedLog, type EmbeddedLogOptions } from './embedded/index.js';
-
 export { KafkaLog, HttpSchemaRegistry, type KafkaLogOptions } from './kafka/index.js';

@@ -22,12 +22,12 @@ test('offsets of topics created a moment ago: transient broker errors are retrie
     partitions: 8,
     inputTopics: [topics[0]!],
     changelogTopic: topics[1]!,
-    instanceId: 'test',
     sessionTimeoutMs: config.sessionTimeoutMs,
+    heartbeatIntervalMs: config.kafkaGroup.heartbeatIntervalMs,
+    rebalanceTimeoutMs: config.kafkaGroup.rebalanceTimeoutMs,
     replicationFactor: 1,
     maxQueuedRecords: config.kafka.maxQueuedRecords,
     transactionTimeoutMs: config.kafka.transactionTimeoutMs,
-    replicas: 0,
   });
   t.after(async () => {
     await log.close();

@@ -39,8 +39,8 @@ for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512'] as const) {
     const deadline = Date.now() + 60_000;
     let total = 0;
     while (Date.now() < deadline) {
-      const answer = service.executor.ready ? service.executor.runQuery('leaderboard', {}) : { found: false as const };
-      total = answer.found ? (answer.result as Array<{ votes: number }>).reduce((sum, row) => sum + row.votes, 0) : 0;
+      const rows = service.host.readiness().ready ? ((await service.reads.query('leaderboard')).body as Array<{ votes: number }>) : [];
+      total = rows.reduce((sum, row) => sum + row.votes, 0);
       if (total === 3) break;
       await new Promise((r) => setTimeout(r, 200));
     }

@@ -90,9 +90,8 @@ test('with a schema registry, farad reads Confluent-framed records of a newer sc
   });
   await producer.disconnect();
 
-  await waitFor('two accepted votes', () => {
-    const board = service.executor.runQuery('leaderboard', {});
-    const rows = board.found ? (board.result as Array<{ contestantNumber: number; votes: number }>) : [];
+  await waitFor('two accepted votes', async () => {
+    const rows = (await service.reads.query('leaderboard').catch(() => ({ body: [] }))).body as Array<{ contestantNumber: number; votes: number }>;
     return rows.find((r) => r.contestantNumber === 1)?.votes === 2 ? true : undefined;
   });
 

@@ -1,12 +1,44 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
 import { ConfigError } from '../../src/errors.js';
-import { envNameOf, environmentVariables, loadConfig } from '../../src/config/index.js';
-import { compileApp } from '../../src/procedures/index.js';
-import voter from '../../examples/voter/index.js';
+import {
+  envNameOf,
+  environmentVariables,
+  heartbeatIntervalMs,
+  loadConfig,
+  readSettingsTable,
+  rebalanceTimeoutMs,
+  settingNameOf,
+  settingsTable,
+  withSettingsTable,
+  SETTINGS_TABLE_END,
+  SETTINGS_TABLE_START,
+  configFields,
+} from '../../src/config/index.js';
+import { compileApp, defineApp, record } from '../../src/procedures/index.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Vote {
+  phone: string;
+}
+const Vote = record<Vote>({ type: 'record', name: 'Vote', namespace: 'cfg', fields: [{ name: 'phone', type: 'string' }] });
+/** A small app whose settings include an acronym (`maxQPS`). */
+const settingsApp = defineApp({
+  name: 'cfg',
+  partitions: 2,
+  events: { Vote },
+  tables: {},
+  settings: { maxVotesPerPhone: 2, maxQPS: 100 },
+  inputs: [{ topic: 'votes', events: ['Vote'] }],
+  outputs: {},
+  procedures: { Vote: { partitionKey: (v: Vote) => v.phone, handle() {} } },
+});
 
 const dir = mkdtempSync(join(tmpdir(), 'farad-config-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -106,7 +138,7 @@ describe('loadConfig: sources', () => {
 
   it('feeds FARAD_SETTINGS_<NAME> into the app setting of the camelCase name, coerced to its type', () => {
     const config = loadConfig({ env: { FARAD_SETTINGS_MAX_VOTES_PER_PHONE: '4' } });
-    const app = compileApp(voter, config.settings);
+    const app = compileApp(settingsApp, config.settings);
     assert.equal(app.settings.maxVotesPerPhone, 4);
   });
 
@@ -226,5 +258,281 @@ describe('envNameOf', () => {
       }
       assert.equal(outcome, 'read', name);
     }
+  });
+});
+
+/** The value at a dotted path of the loaded config. */
+function at(config: object, path: string): unknown {
+  return path.split('.').reduce<unknown>((value, key) => (value as Record<string, unknown> | undefined)?.[key], config);
+}
+
+/** Every variable farad has read so far: a contract (README, Helm chart, users' deployments). */
+const CONTRACT: ReadonlyArray<[variable: string, path: string, text: string, value: unknown]> = [
+  ['FARAD_TRANSPORT', 'transport', 'kafka', 'kafka'],
+  ['FARAD_DATA_DIR', 'dataDir', '/d', '/d'],
+  ['FARAD_COMMIT_INTERVAL_MS', 'commitIntervalMs', '7', 7],
+  ['FARAD_MAX_BATCH_RECORDS', 'maxBatchRecords', '8', 8],
+  ['FARAD_RETRY_BACKOFF_MS', 'retryBackoffMs', '9', 9],
+  ['FARAD_LOG_LEVEL', 'logLevel', 'debug', 'debug'],
+  ['FARAD_HTTP_PORT', 'http.port', '81', 81],
+  ['FARAD_HTTP_HOST', 'http.host', 'h', 'h'],
+  ['FARAD_HTTP_TOKEN', 'http.token', 't', 't'],
+  ['FARAD_HTTP_BODY_LIMIT_BYTES', 'http.bodyLimitBytes', '2048', 2048],
+  ['FARAD_INSTANCE_ID', 'instanceId', 'i-0', 'i-0'],
+  ['FARAD_REPLICAS', 'replicas', '2', 2],
+  ['FARAD_RACK', 'rack', 'zone-a', 'zone-a'],
+  ['FARAD_ADVERTISED_URL', 'advertisedUrl', 'http://a:1', 'http://a:1'],
+  ['FARAD_SNAPSHOT_INTERVAL_MS', 'snapshotIntervalMs', '5', 5],
+  ['FARAD_REDIS_URL', 'redis.url', 'redis://r:6379', 'redis://r:6379'],
+  ['FARAD_REDIS_PASSWORD', 'redis.password', 'rp', 'rp'],
+  ['FARAD_REDIS_TLS', 'redis.tls', 'true', true],
+  ['FARAD_REDIS_KEEP', 'redis.keep', '3', 3],
+  ['FARAD_SESSION_TIMEOUT_MS', 'sessionTimeoutMs', '6000', 6000],
+  ['FARAD_KAFKA_BROKERS', 'kafka.brokers', 'a:1, b:2', ['a:1', 'b:2']],
+  ['FARAD_KAFKA_CLIENT_ID', 'kafka.clientId', 'c', 'c'],
+  ['FARAD_KAFKA_REPLICATION_FACTOR', 'kafka.replicationFactor', '3', 3],
+  ['FARAD_KAFKA_MAX_QUEUED_RECORDS', 'kafka.maxQueuedRecords', '500', 500],
+  ['FARAD_KAFKA_TRANSACTION_TIMEOUT_MS', 'kafka.transactionTimeoutMs', '5000', 5000],
+  ['FARAD_KAFKA_SSL_ENABLED', 'kafka.ssl.enabled', 'true', true],
+  ['FARAD_KAFKA_SSL_CA_FILE', 'kafka.ssl.caFile', '/ca.pem', '/ca.pem'],
+  ['FARAD_KAFKA_SSL_CERT_FILE', 'kafka.ssl.certFile', '/cert.pem', '/cert.pem'],
+  ['FARAD_KAFKA_SSL_KEY_FILE', 'kafka.ssl.keyFile', '/key.pem', '/key.pem'],
+  ['FARAD_KAFKA_SSL_REJECT_UNAUTHORIZED', 'kafka.ssl.rejectUnauthorized', 'false', false],
+  ['FARAD_KAFKA_SASL_MECHANISM', 'kafka.sasl.mechanism', 'scram-sha-512', 'scram-sha-512'],
+  ['FARAD_KAFKA_SASL_USERNAME', 'kafka.sasl.username', 'u', 'u'],
+  ['FARAD_KAFKA_SASL_PASSWORD', 'kafka.sasl.password', 'pw', 'pw'],
+  ['FARAD_SCHEMA_REGISTRY_URL', 'schemaRegistry.url', 'http://sr:8081', 'http://sr:8081'],
+  ['FARAD_SCHEMA_REGISTRY_USERNAME', 'schemaRegistry.username', 'su', 'su'],
+  ['FARAD_SCHEMA_REGISTRY_PASSWORD', 'schemaRegistry.password', 'sp', 'sp'],
+  ['FARAD_SETTINGS_MAX_VOTES_PER_PHONE', 'settings.maxVotesPerPhone', '4', '4'],
+];
+
+describe('environment variables derived from the schema', () => {
+  it('splits acronyms and digits into words', () => {
+    const cases: Array<[string, string]> = [
+      ['maxQPS', 'FARAD_MAX_QPS'],
+      ['limits.maxQPS', 'FARAD_LIMITS_MAX_QPS'],
+      ['maxQPSLimit', 'FARAD_MAX_QPS_LIMIT'],
+      ['kafka.ssl.caFile', 'FARAD_KAFKA_SSL_CA_FILE'],
+      ['advertisedUrl', 'FARAD_ADVERTISED_URL'],
+      ['http.bodyLimitBytes', 'FARAD_HTTP_BODY_LIMIT_BYTES'],
+      ['schemaRegistry.url', 'FARAD_SCHEMA_REGISTRY_URL'],
+      ['settings.maxQPS', 'FARAD_SETTINGS_MAX_QPS'],
+      ['settings.top10Limit', 'FARAD_SETTINGS_TOP10_LIMIT'],
+    ];
+    for (const [path, name] of cases) assert.equal(envNameOf(path), name, path);
+  });
+
+  it('keeps every existing variable name, and each sets its field', () => {
+    const env = Object.fromEntries(CONTRACT.map(([name, , text]) => [name, text]));
+    const config = loadConfig({ env });
+    for (const [name, path, , value] of CONTRACT) {
+      if (!name.startsWith('FARAD_SETTINGS_')) assert.ok(environmentVariables().includes(name), `${name} is listed`);
+      assert.deepEqual(at(config, path), value, `${name} → ${path}`);
+    }
+  });
+
+  it('has a variable for every setting in the schema, and lists nothing else', () => {
+    const leaves = configFields().filter((f) => f.kind !== 'map');
+    assert.deepEqual(
+      environmentVariables().filter((n) => !n.includes('<')).sort(),
+      leaves.map((f) => envNameOf(f.path)).sort(),
+    );
+    assert.deepEqual(
+      CONTRACT.filter(([name]) => !name.startsWith('FARAD_SETTINGS_')).map(([, path]) => path).sort(),
+      leaves.map((f) => f.path).sort(),
+      'the contract above covers every setting: add a new one there too',
+    );
+  });
+
+  it('parses each variable by its zod type: number, boolean, comma-separated list, string', () => {
+    const config = loadConfig({ env: { FARAD_REDIS_KEEP: ' 5 ', FARAD_REDIS_TLS: 'true', FARAD_KAFKA_BROKERS: 'x:1,,y:2 ', FARAD_HTTP_HOST: '::1' } });
+    assert.equal(config.redis.keep, 5);
+    assert.equal(config.redis.tls, true);
+    assert.deepEqual(config.kafka.brokers, ['x:1', 'y:2']);
+    assert.equal(config.http.host, '::1');
+    const err = configError({ env: { FARAD_REDIS_TLS: 'yes' } });
+    assert.ok(err.message.includes('redis.tls') && err.message.includes('environment variable FARAD_REDIS_TLS'), err.message);
+  });
+
+  it('refuses a schema leaf type with no environment form', () => {
+    assert.throws(() => configFields(z.object({ when: z.date() })), /when: no environment form/);
+  });
+
+  it('reads every variable the Helm chart sets', () => {
+    const template = readFileSync(join(ROOT, 'helm/farad/templates/statefulset.yaml'), 'utf8');
+    const names = [...template.matchAll(/name: (FARAD_[A-Z0-9_]+)/g)].map((m) => m[1]!);
+    assert.ok(names.length > 10, 'the chart sets FARAD_* variables');
+    for (const name of names) assert.ok(environmentVariables().includes(name) || name.startsWith('FARAD_SETTINGS_'), name);
+  });
+});
+
+describe('app settings from the environment', () => {
+  it('round-trips acronyms when the setting name is known', () => {
+    assert.equal(settingNameOf('MAX_QPS', ['maxVotesPerPhone', 'maxQPS']), 'maxQPS');
+    assert.equal(settingNameOf('MAX_VOTES_PER_PHONE', ['maxVotesPerPhone', 'maxQPS']), 'maxVotesPerPhone');
+    assert.equal(settingNameOf('MAX_QPS', []), 'maxQps', 'unknown names fall back to camelCase');
+  });
+
+  it('sets an acronym setting from FARAD_SETTINGS_MAX_QPS given the app setting names', () => {
+    const config = loadConfig({ env: { FARAD_SETTINGS_MAX_QPS: '50' }, settingNames: Object.keys(settingsApp.spec.settings ?? {}) });
+    assert.deepEqual(config.settings, { maxQPS: '50' });
+    assert.equal(compileApp(settingsApp, config.settings).settings['maxQPS'], 50);
+  });
+
+  it('matches an acronym setting the file sets, without the app names', () => {
+    const config = loadConfig({ file: configFile('settings:\n  maxQPS: 10\n'), env: { FARAD_SETTINGS_MAX_QPS: '70' } });
+    assert.deepEqual(config.settings, { maxQPS: '70' });
+    assert.equal(compileApp(settingsApp, config.settings).settings['maxQPS'], 70);
+  });
+});
+
+describe('compiled config: one options slice per component', () => {
+  it('keeps the validated fields and adds the slices', () => {
+    const config = loadConfig({ env: { FARAD_TRANSPORT: 'kafka', FARAD_REPLICAS: '2', FARAD_RACK: 'r1', FARAD_COMMIT_INTERVAL_MS: '40', FARAD_LOG_LEVEL: 'warn' } });
+    assert.equal(config.replicas, 2);
+    assert.equal(config.commitIntervalMs, 40);
+    assert.deepEqual(config.processing, { commitIntervalMs: 40, maxBatchRecords: 10_000, retryBackoffMs: 200 });
+    assert.deepEqual(config.kafkaClient, { brokers: config.kafka.brokers, clientId: 'farad', ssl: config.kafka.ssl, sasl: config.kafka.sasl });
+    assert.deepEqual(config.kafkaGroup, {
+      instanceId: hostname(),
+      sessionTimeoutMs: 10_000,
+      heartbeatIntervalMs: 1_000,
+      rebalanceTimeoutMs: 30_000,
+      maxQueuedRecords: 20_000,
+    });
+    assert.deepEqual(config.kafkaProducer, { transactionTimeoutMs: 60_000 });
+    assert.deepEqual(config.kafkaTopics, { replicationFactor: -1 });
+    assert.deepEqual(config.replication, { replicas: 2, rack: 'r1', advertisedUrl: undefined, snapshotIntervalMs: 60_000, sessionTimeoutMs: 10_000 });
+    assert.deepEqual(config.embedded, { dataDir: './data' });
+    assert.deepEqual(config.log, { level: 'warn' });
+    assert.deepEqual(config.warnings, []);
+    for (const slice of [config.processing, config.kafkaClient, config.kafkaGroup, config.replication, config.log, config.warnings]) assert.ok(Object.isFrozen(slice));
+  });
+
+  it('derives heartbeat and rebalance timeouts from the session timeout', () => {
+    const cases: Array<[session: number, heartbeat: number, rebalance: number]> = [
+      [1_000, 250, 30_000],
+      [3_000, 300, 30_000],
+      [6_000, 600, 30_000],
+      [10_000, 1_000, 30_000],
+      [20_000, 1_000, 60_000],
+    ];
+    for (const [session, heartbeat, rebalance] of cases) {
+      assert.equal(heartbeatIntervalMs(session), heartbeat, `heartbeat for ${session}`);
+      assert.equal(rebalanceTimeoutMs(session), rebalance, `rebalance for ${session}`);
+    }
+    const config = loadConfig({ env: { FARAD_TRANSPORT: 'kafka', FARAD_SESSION_TIMEOUT_MS: '6000' } });
+    assert.equal(config.kafkaGroup.heartbeatIntervalMs, 600);
+    assert.equal(config.kafkaGroup.rebalanceTimeoutMs, 30_000);
+  });
+
+  it('has no standbys on the embedded transport, without a warning for the default replicas', () => {
+    const config = loadConfig({ env: {} });
+    assert.equal(config.transport, 'embedded');
+    assert.equal(config.replicas, 1, 'the field keeps its value');
+    assert.equal(config.replication.replicas, 0, 'the slice says what runs');
+    assert.deepEqual(config.warnings, []);
+    assert.deepEqual(loadConfig({ env: { FARAD_REPLICAS: '0' } }).warnings, []);
+  });
+
+  it('states the real heartbeat rule when the session timeout is too short', () => {
+    const err = configError({ env: { FARAD_TRANSPORT: 'kafka', FARAD_SESSION_TIMEOUT_MS: '2000' } });
+    assert.match(err.message, /sessionTimeoutMs must be at least 3000/);
+    assert.match(err.message, /sessionTimeoutMs \/ 10, kept between 250 and 1000 ms/);
+    assert.doesNotMatch(err.message, /\/ 3\b/);
+    assert.ok(err.message.includes('environment variable FARAD_SESSION_TIMEOUT_MS'), err.message);
+    assert.equal(heartbeatIntervalMs(2_500), 250, 'the rule the message quotes');
+  });
+});
+
+describe('settings that have no effect are refused or warned about', () => {
+  /** The one warning naming `field`. */
+  function warningFor(warnings: readonly string[], field: string): string {
+    const hits = warnings.filter((w) => w.split(' [from ')[0]!.split(', ').includes(field));
+    assert.equal(hits.length, 1, `one warning names ${field}: ${JSON.stringify(warnings)}`);
+    return hits[0]!;
+  }
+
+  it('refuses standby replicas on the embedded transport, naming both fields and their sources', () => {
+    const fromEnv = configError({ env: { FARAD_REPLICAS: '2' } });
+    assert.equal(fromEnv.context.field, 'replicas');
+    assert.match(fromEnv.message, /replicas: 2 \[from environment variable FARAD_REPLICAS\]/);
+    assert.match(fromEnv.message, /transport: embedded \[from the default\]/);
+    assert.match(fromEnv.message, /FARAD_REPLICAS=0/);
+    const file = configFile('transport: embedded\nreplicas: 1\n');
+    const fromFile = configError({ file, env: {} });
+    assert.ok(fromFile.message.includes(`replicas: 1 [from config file ${file}]`), fromFile.message);
+    assert.ok(fromFile.message.includes(`transport: embedded [from config file ${file}]`), fromFile.message);
+  });
+
+  it('warns about Kafka settings on the embedded transport, naming the fields, source and fix', () => {
+    const file = configFile('kafka:\n  clientId: x\n  ssl:\n    enabled: true\nsessionTimeoutMs: 20000\n');
+    const config = loadConfig({ file, env: { FARAD_KAFKA_BROKERS: 'k:9092' } });
+    const fromFile = warningFor(config.warnings, 'kafka.clientId');
+    assert.equal(fromFile, warningFor(config.warnings, 'sessionTimeoutMs'), 'one warning per source');
+    assert.ok(fromFile.includes(`[from config file ${file}]`), fromFile);
+    assert.match(fromFile, /kafka\.ssl\.enabled/);
+    assert.match(fromFile, /transport: kafka \(FARAD_TRANSPORT=kafka\)/);
+    const fromEnv = warningFor(config.warnings, 'kafka.brokers');
+    assert.match(fromEnv, /\[from environment variable FARAD_KAFKA_BROKERS\] has no effect/);
+    assert.equal(config.kafka.brokers[0], 'k:9092', 'the value is still loaded');
+  });
+
+  it('warns about rack and advertisedUrl on the embedded transport', () => {
+    const { warnings } = loadConfig({ env: { FARAD_RACK: 'node-a', FARAD_ADVERTISED_URL: 'http://a:8080' } });
+    assert.match(warningFor(warnings, 'rack'), /FARAD_RACK/);
+    assert.match(warningFor(warnings, 'advertisedUrl'), /FARAD_ADVERTISED_URL/);
+  });
+
+  it('warns about dataDir on the kafka transport (the Helm chart always sets it)', () => {
+    const { warnings } = loadConfig({ env: { FARAD_TRANSPORT: 'kafka', FARAD_DATA_DIR: '/data' } });
+    assert.equal(warnings.length, 1);
+    assert.match(warningFor(warnings, 'dataDir'), /dataDir \[from environment variable FARAD_DATA_DIR\] has no effect: .*embedded log/);
+  });
+
+  it('warns about TLS files with TLS off, and Redis or schema registry settings without their URL', () => {
+    const { warnings } = loadConfig({
+      env: { FARAD_TRANSPORT: 'kafka', FARAD_KAFKA_SSL_CA_FILE: '/ca.pem', FARAD_REDIS_KEEP: '4', FARAD_SCHEMA_REGISTRY_USERNAME: 'u' },
+    });
+    assert.match(warningFor(warnings, 'kafka.ssl.caFile'), /FARAD_KAFKA_SSL_ENABLED=true/);
+    assert.match(warningFor(warnings, 'redis.keep'), /redis\.url \(FARAD_REDIS_URL\)/);
+    assert.match(warningFor(warnings, 'schemaRegistry.username'), /schemaRegistry\.url/);
+  });
+
+  it('does not warn about defaults, or about settings that take effect', () => {
+    assert.deepEqual(loadConfig({ env: {} }).warnings, []);
+    const kafka = loadConfig({
+      env: { FARAD_TRANSPORT: 'kafka', FARAD_KAFKA_BROKERS: 'k:9092', FARAD_SESSION_TIMEOUT_MS: '6000', FARAD_REPLICAS: '1', FARAD_RACK: 'r', FARAD_REDIS_URL: 'redis://r', FARAD_REDIS_KEEP: '3' },
+    });
+    assert.deepEqual(kafka.warnings, []);
+    const embedded = loadConfig({ env: { FARAD_DATA_DIR: '/data', FARAD_REPLICAS: '0', FARAD_SNAPSHOT_INTERVAL_MS: '0' } });
+    assert.deepEqual(embedded.warnings, []);
+  });
+});
+
+describe('README settings table', () => {
+  it('matches the table generated from the schema (regenerate: node --import tsx scripts/settings-table.ts --write)', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const table = readSettingsTable(readme);
+    assert.ok(table !== undefined, `README.md has a ${SETTINGS_TABLE_START} … ${SETTINGS_TABLE_END} section`);
+    assert.equal(table, settingsTable());
+  });
+
+  it('has one row per setting with its variable, default and description', () => {
+    const rows = settingsTable().split('\n').slice(2);
+    assert.equal(rows.length, configFields().length);
+    for (const name of environmentVariables()) assert.ok(rows.some((row) => row.includes(`\`${name}\``)), name);
+    assert.ok(rows.includes('| `http.port` | `FARAD_HTTP_PORT` | `8080` | port of the HTTP API; 0 picks a free port |'));
+    assert.ok(rows.some((row) => row.startsWith('| `instanceId` | `FARAD_INSTANCE_ID` | host name |')), 'no machine-specific default');
+    assert.ok(rows.some((row) => row.startsWith('| `kafka.brokers` | `FARAD_KAFKA_BROKERS` | `127.0.0.1:9092` |')));
+  });
+
+  it('rewrites only the text between the markers', () => {
+    const readme = `# x\n\nbefore\n${SETTINGS_TABLE_START}\nold\n${SETTINGS_TABLE_END}\nafter\n`;
+    const updated = withSettingsTable(readme, 'NEW');
+    assert.equal(updated, `# x\n\nbefore\n${SETTINGS_TABLE_START}\nNEW\n${SETTINGS_TABLE_END}\nafter\n`);
+    assert.equal(readSettingsTable(updated), 'NEW');
+    assert.throws(() => withSettingsTable('# no markers', 'NEW'), /settings:start/);
   });
 });

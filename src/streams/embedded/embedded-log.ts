@@ -2,8 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Observable } from 'rxjs';
 import type { Logger } from 'pino';
-import { AppDefinitionError, TransportError } from '../../errors.js';
-import type { EventLog, PartitionLease, TopicSpec } from '../event-log.js';
+import { AppDefinitionError, LeaseRevokedError, TransportError } from '../../errors.js';
+import type { ChangelogFollower, ChangelogSink, CommitResult, EventLog, MembershipPolicy, PartitionLease, TopicSpec } from '../event-log.js';
 import type { CommitPlan, LogRecord, OutRecord } from '../records.js';
 import { encodeBatchFrame, encodeTopicFrame, KIND_TOPIC, parseFrame } from './frames.js';
 import { Journal } from './journal.js';
@@ -137,15 +137,24 @@ export class EmbeddedLog implements EventLog {
     }));
   }
 
-  leases(): Observable<PartitionLease> {
+  /** A group of one: this process is granted every partition, and no standby goes anywhere. */
+  leases(membership: MembershipPolicy): Observable<PartitionLease> {
     return new Observable<PartitionLease>((subscriber) => {
-      for (let p = 0; p < this.options.partitions; p++) {
+      const self = 'embedded';
+      const all = Array.from({ length: this.options.partitions }, (_, p) => p);
+      const granted = membership.assign([{ memberId: self, report: membership.report() }]).get(self) ?? all;
+      for (const p of granted) {
         const lease = new EmbeddedLease(this, p, this.options);
         this.leasesOut.push(lease);
         subscriber.next(lease);
       }
+      membership.settled([{ memberId: self, report: membership.report(), partitions: granted }], self);
       // Embedded leases last until the log closes.
     });
+  }
+
+  changelogFollower(): ChangelogFollower {
+    return new EmbeddedChangelogFollower(this, this.options.changelogTopic);
   }
 
   async close(): Promise<void> {
@@ -175,7 +184,7 @@ export class EmbeddedLog implements EventLog {
 
   readFromJournal = (position: number, length: number): Buffer => this.journal!.read(position, length);
 
-  async commitPlan(plan: CommitPlan): Promise<void> {
+  async commitPlan(plan: CommitPlan): Promise<CommitResult> {
     if (this.closed) throw new TransportError('embedded log is closed', { partition: plan.partition });
     for (const r of plan.records) this.checkPartition(r.topic, r.partition);
     const frame = encodeBatchFrame(plan.records, (t) => this.topic(t).id, plan.offsets, this.options.group);
@@ -183,6 +192,8 @@ export class EmbeddedLog implements EventLog {
       this.applyBatch(frame, position, plan.records);
       for (const c of plan.offsets) this.committed.set(offsetKey(this.options.group, c.topic, c.partition), c.offset);
     });
+    const wroteChangelog = plan.records.some((r) => r.topic === this.options.changelogTopic && r.partition === plan.partition);
+    return { changelogNext: wroteChangelog ? this.endOffset(this.options.changelogTopic, plan.partition) : undefined };
   }
 
   // ---- journal application -----------------------------------------------------------------
@@ -264,6 +275,8 @@ class EmbeddedLease implements PartitionLease {
   private cursors = new Map<string, number>();
   private live = true;
   private wakeWaiter: (() => void) | undefined;
+  private onRevoke: () => void = () => undefined;
+  readonly revoked = new Promise<void>((resolve) => (this.onRevoke = resolve));
 
   constructor(
     private readonly log: EmbeddedLog,
@@ -280,6 +293,20 @@ class EmbeddedLease implements PartitionLease {
   revoke(): void {
     this.live = false;
     this.wakeWaiter?.();
+    this.onRevoke();
+  }
+
+  /** One process holds the data directory's lock: there is no one else to fence. */
+  async fence(): Promise<void> {
+    if (!this.live) throw new LeaseRevokedError(`lease of partition ${this.partition} has ended`, { partition: this.partition });
+  }
+
+  async resume(): Promise<void> {
+    this.resetCursors();
+  }
+
+  async confirmOwnership(): Promise<boolean> {
+    return this.live;
   }
 
   async changelogEnd(): Promise<number> {
@@ -308,9 +335,9 @@ class EmbeddedLease implements PartitionLease {
     return records;
   }
 
-  async commit(plan: CommitPlan): Promise<void> {
-    if (!this.live) throw new TransportError(`lease of partition ${this.partition} has ended`, { partition: this.partition });
-    await this.log.commitPlan(plan);
+  async commit(plan: CommitPlan): Promise<CommitResult> {
+    if (!this.live) throw new LeaseRevokedError(`lease of partition ${this.partition} has ended`, { partition: this.partition });
+    return this.log.commitPlan(plan);
   }
 
   async rewind(): Promise<void> {
@@ -343,5 +370,41 @@ class EmbeddedLease implements PartitionLease {
     const taken = candidates.slice(0, max).map((c) => c.record);
     for (const record of taken) this.cursors.set(record.topic, record.offset + 1);
     return taken;
+  }
+}
+
+/**
+ * Standby copies on the embedded log (tools and tests: a single node keeps none): follows
+ * changelog partitions as they grow.
+ */
+class EmbeddedChangelogFollower implements ChangelogFollower {
+  private stops: Array<() => void> = [];
+
+  constructor(
+    private readonly log: EmbeddedLog,
+    private readonly topic: string,
+  ) {}
+
+  async follow(from: ReadonlyMap<number, number>, sink: ChangelogSink): Promise<void> {
+    await this.stop();
+    for (const [partition, start] of from) {
+      let next = start;
+      const drain = (): void => {
+        for (;;) {
+          const records = this.log.read(this.topic, partition, next, 10_000);
+          if (records.length === 0) break;
+          sink.records(partition, records);
+          next = records[records.length - 1]!.offset + 1;
+        }
+        sink.position(partition, next, this.log.endOffset(this.topic, partition));
+      };
+      this.stops.push(this.log.watch([this.topic], partition, drain));
+      drain();
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const stop of this.stops) stop();
+    this.stops = [];
   }
 }

@@ -1,37 +1,30 @@
 import { AssignerProtocol, type PartitionAssigner } from 'kafkajs';
-import { assignPartitions, type MemberReport } from '../../replication/index.js';
+import type { MembershipPolicy } from '../event-log.js';
 
 export const FARAD_ASSIGNER = 'farad-copartitioned';
 
-/** What this member tells the group leader about itself (JSON in the metadata's userData). */
-export type OwnReport = () => Omit<MemberReport, 'memberId'>;
-
 /**
- * kafkajs assigner for farad's group: partition p of every input topic goes to the same member,
- * balanced and sticky (see replication/assignor). Members report what they hold in `userData`.
+ * kafkajs assigner for farad's group: the membership policy decides (replication's balanced,
+ * sticky, warm-first placement); this only carries each member's report in the metadata's
+ * userData and gives partition p of every input topic to the same member (co-partitioning).
  */
-export function faradAssigner(partitions: number, report: OwnReport): PartitionAssigner {
+export function faradAssigner(membership: MembershipPolicy): PartitionAssigner {
   return () => ({
     name: FARAD_ASSIGNER,
     version: 1,
     protocol({ topics }) {
       return {
         name: FARAD_ASSIGNER,
-        metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.from(JSON.stringify(report())) }),
+        metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: membership.report() }),
       };
     },
     async assign({ members, topics }) {
-      const reports: MemberReport[] = members.map(({ memberId, memberMetadata }) => {
-        const metadata = AssignerProtocol.MemberMetadata.decode(memberMetadata);
-        let own: Partial<MemberReport> = {};
-        try {
-          own = JSON.parse(metadata?.userData.toString('utf8') || '{}') as Partial<MemberReport>;
-        } catch {
-          // A member with unreadable metadata is treated as new.
-        }
-        return { memberId, instanceId: own.instanceId ?? memberId, active: own.active ?? [], ...(own.warm ? { warm: own.warm } : {}) };
-      });
-      const plan = assignPartitions(partitions, reports);
+      const plan = membership.assign(
+        members.map(({ memberId, memberMetadata }) => ({
+          memberId,
+          report: AssignerProtocol.MemberMetadata.decode(memberMetadata)?.userData ?? Buffer.alloc(0),
+        })),
+      );
       return members.map(({ memberId }) => {
         const owned = plan.get(memberId) ?? [];
         const assignment = Object.fromEntries(topics.map((topic) => [topic, owned]));

@@ -2,22 +2,16 @@ import { randomUUID } from 'node:crypto';
 import type { Consumer, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { describeError } from '../../errors.js';
-import type { LogRecord } from '../records.js';
+import type { ChangelogFollower, ChangelogSink } from '../event-log.js';
 import { selfAssigner } from './assigner.js';
 import { fromKafka } from './records.js';
-
-/** Receives a followed changelog: records in order, and positions (next offset, log end). */
-export interface ChangelogSink {
-  records(partition: number, records: readonly LogRecord[]): void;
-  position(partition: number, nextOffset: number, endOffset: number): void;
-}
 
 /**
  * Tails changelog partitions as a read_committed consumer in a private group (standby copies).
  * Positions move past transaction markers too, so a copy's offset is exactly where a restore
  * must continue.
  */
-export class KafkaChangelogFollower {
+export class KafkaChangelogFollower implements ChangelogFollower {
   private consumer: Consumer | undefined;
 
   constructor(

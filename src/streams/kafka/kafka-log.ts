@@ -1,9 +1,8 @@
 import { AssignerProtocol, Partitioners, type Admin, type Batch, type Consumer, type Kafka, type Producer, type RecordMetadata } from 'kafkajs';
-import { placeStandbys } from '../../replication/index.js';
 import { Observable, type Subscriber } from 'rxjs';
 import type { Logger } from 'pino';
-import { describeError, TransportError } from '../../errors.js';
-import type { EventLog, PartitionLease, TopicSpec } from '../event-log.js';
+import { describeError, LeaseRevokedError, ProducerFencedError, TransportError } from '../../errors.js';
+import type { ChangelogFollower, CommitResult, EventLog, GroupMember, MembershipPolicy, PartitionLease, TopicSpec } from '../event-log.js';
 import type { CommitPlan, LogRecord, OutRecord } from '../records.js';
 import { faradAssigner } from './assigner.js';
 import { KafkaChangelogFollower } from './changelog-follower.js';
@@ -20,34 +19,14 @@ export interface KafkaLogOptions {
   readonly partitions: number;
   readonly inputTopics: readonly string[];
   readonly changelogTopic: string;
-  readonly instanceId: string;
   readonly sessionTimeoutMs: number;
+  /** Members learn of a rebalance at their next heartbeat: a short interval shortens handovers. */
+  readonly heartbeatIntervalMs: number;
+  readonly rebalanceTimeoutMs: number;
   readonly replicationFactor: number;
   /** Records buffered per partition before its fetching pauses. */
   readonly maxQueuedRecords: number;
   readonly transactionTimeoutMs: number;
-  /** Called after every group rebalance this member joins. */
-  readonly onRebalance?: () => void;
-  /** Standby copies per partition (k). */
-  readonly replicas: number;
-  readonly rack?: string | undefined;
-  /** Where other instances reach this one's HTTP API (asked at each rebalance). */
-  readonly advertisedUrl?: (() => string | undefined) | undefined;
-  /** Warm standby copies held here, by partition, with their changelog offsets. */
-  readonly warm?: () => Record<number, number>;
-  /** The group settled: the partitions this instance should keep standby copies of. */
-  readonly onStandbys?: (standby: number[], active: ReadonlySet<number>) => void;
-}
-
-/** Who holds what, as every member computes it from the same group view. */
-export interface GroupView {
-  readonly active: ReadonlyMap<number, Member>;
-  readonly standbys: ReadonlyMap<number, readonly Member[]>;
-}
-
-export interface Member {
-  readonly instanceId: string;
-  readonly url: string | undefined;
 }
 
 /**
@@ -67,7 +46,8 @@ export class KafkaLog implements EventLog {
   private closed = false;
   /** This member's id in the group as of the last join. */
   private memberId: string | undefined;
-  private view: GroupView = { active: new Map(), standbys: new Map() };
+  /** Partitions assigned here by the last generation this member joined. */
+  private assigned: ReadonlySet<number> = new Set();
 
   private constructor(private readonly options: KafkaLogOptions) {
     this.kafka = createKafka(options.connection, options.logger);
@@ -117,11 +97,15 @@ export class KafkaLog implements EventLog {
     return [...this.owned.values()].map((lease) => ({ partition: lease.partition, lag: lease.lag() }));
   }
 
-  leases(): Observable<PartitionLease> {
+  leases(membership: MembershipPolicy): Observable<PartitionLease> {
     return new Observable<PartitionLease>((subscriber) => {
-      this.startConsumer(subscriber).catch((err: unknown) => subscriber.error(err));
+      this.startConsumer(subscriber, membership).catch((err: unknown) => subscriber.error(err));
       return () => undefined;
     });
+  }
+
+  changelogFollower(): ChangelogFollower {
+    return new KafkaChangelogFollower(this.kafka, this.options.changelogTopic, this.options.logger);
   }
 
   async close(): Promise<void> {
@@ -157,34 +141,26 @@ export class KafkaLog implements EventLog {
     return Number(watermarks.find((w) => w.partition === partition)?.high ?? 0);
   }
 
-  private async startConsumer(subscriber: Subscriber<PartitionLease>): Promise<void> {
+  private async startConsumer(subscriber: Subscriber<PartitionLease>, membership: MembershipPolicy): Promise<void> {
     const { options } = this;
     const consumer = this.kafka.consumer({
       groupId: options.group,
       sessionTimeout: options.sessionTimeoutMs,
-      // Members learn of a rebalance at their next heartbeat: a short interval shortens handovers.
-      heartbeatInterval: Math.max(250, Math.min(1_000, Math.floor(options.sessionTimeoutMs / 10))),
-      rebalanceTimeout: Math.max(options.sessionTimeoutMs * 3, 30_000),
+      heartbeatInterval: options.heartbeatIntervalMs,
+      rebalanceTimeout: options.rebalanceTimeoutMs,
       readUncommitted: false,
       maxWaitTimeInMs: 100,
       // One fetch per partition roughly fits the queue bound, so pausing takes effect promptly.
       maxBytesPerPartition: Math.min(1_048_576, Math.max(16_384, options.maxQueuedRecords * 64)),
-      partitionAssigners: [
-        faradAssigner(options.partitions, () => ({
-          instanceId: options.instanceId,
-          active: [...this.owned].filter(([, lease]) => lease.active).map(([partition]) => partition),
-          warm: options.warm?.() ?? {},
-          ...(options.rack ? { rack: options.rack } : {}),
-          ...(options.advertisedUrl?.() ? { url: options.advertisedUrl() } : {}),
-        })),
-      ],
+      partitionAssigners: [faradAssigner(membership)],
     });
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       const assigned = new Set<number>();
       for (const partitions of Object.values(event.payload.memberAssignment)) for (const p of partitions) assigned.add(p);
       options.logger.info({ partitions: [...assigned].sort((a, b) => a - b) }, 'group assignment');
-      options.onRebalance?.();
+      this.assigned = assigned;
+      membership.rebalanced?.();
       // A new member id means this member had been dropped from the group (its session expired,
       // e.g. a long pause): meanwhile others may have owned its partitions and fenced its
       // producers, so every lease it still holds is stale and must be taken over afresh.
@@ -199,7 +175,7 @@ export class KafkaLog implements EventLog {
       if (fresh.length > 0) consumer.pause(options.inputTopics.map((topic) => ({ topic, partitions: fresh })));
       this.reconciling = this.reconciling
         .then(() => this.reconcile(assigned, subscriber))
-        .then(() => this.learnGroup(assigned))
+        .then(() => this.learnGroup(membership))
         .catch((err: unknown) => options.logger.warn({ err: describeError(err) }, 'could not learn the group assignment'));
     });
     consumer.on(consumer.events.CRASH, (event) => {
@@ -218,62 +194,53 @@ export class KafkaLog implements EventLog {
     });
   }
 
-  /** A follower of this app's changelog for standby copies. */
-  changelogFollower(): KafkaChangelogFollower {
-    return new KafkaChangelogFollower(this.kafka, this.options.changelogTopic, this.options.logger);
-  }
-
-  /** The latest group view: active owner and standbys of every partition. */
-  groupView(): GroupView {
-    return this.view;
-  }
-
   /**
-   * Reads every member's report and assignment (kafkajs shows a member only its own), then
-   * places standbys the same way every member does.
+   * Tells the membership policy every member's report and assignment (kafkajs shows a member
+   * only its own), once the group is stable.
    */
-  private async learnGroup(assignedHere: ReadonlySet<number>): Promise<void> {
+  private async learnGroup(membership: MembershipPolicy): Promise<void> {
+    const members = await this.settledMembers();
+    if (members && this.memberId) membership.settled(members, this.memberId);
+  }
+
+  /** Every member with its report and partitions, or undefined while the group rebalances. */
+  private async settledMembers(): Promise<GroupMember[] | undefined> {
     const described = await this.admin.describeGroups([this.options.group]);
     const group = described.groups[0];
     // While a newer rebalance is under way the broker lists members without metadata or
     // assignment (decoding them fails); that generation's GROUP_JOIN learns the group again.
     if (group?.state !== 'Stable') {
       this.options.logger.debug({ state: group?.state }, 'group is rebalancing; its next generation is learnt instead');
-      return;
+      return undefined;
     }
-    const members = group.members;
-    const reports: Array<{ instanceId: string; rack?: string; url?: string; warm?: Record<number, number> }> = [];
-    const active = new Map<string, number[]>();
-    const activeByPartition = new Map<number, Member>();
-    for (const member of members) {
+    return group.members.map((member) => {
       const metadata = AssignerProtocol.MemberMetadata.decode(member.memberMetadata);
-      let report: { instanceId?: string; rack?: string; url?: string; warm?: Record<number, number> } = {};
-      try {
-        report = JSON.parse(metadata?.userData.toString('utf8') || '{}') as typeof report;
-      } catch {
-        // unreadable metadata: treat as a member without history
-      }
-      const instanceId = report.instanceId ?? member.memberId;
-      reports.push({ ...report, instanceId });
       const assignment = AssignerProtocol.MemberAssignment.decode(member.memberAssignment);
-      const owned = new Set<number>();
-      for (const partitions of Object.values(assignment?.assignment ?? {})) for (const p of partitions) owned.add(p);
-      active.set(instanceId, [...owned]);
-      for (const p of owned) activeByPartition.set(p, { instanceId, url: report.url });
-    }
-    const placed = placeStandbys(this.options.partitions, reports, active, this.options.replicas);
-    const standbys = new Map<number, Member[]>();
-    for (const [instanceId, partitions] of placed) {
-      const url = reports.find((r) => r.instanceId === instanceId)?.url;
-      for (const p of partitions) standbys.set(p, [...(standbys.get(p) ?? []), { instanceId, url }]);
-    }
-    this.view = { active: activeByPartition, standbys };
-    this.options.onStandbys?.(placed.get(this.options.instanceId) ?? [], assignedHere);
+      const partitions = new Set<number>();
+      for (const list of Object.values(assignment?.assignment ?? {})) for (const p of list) partitions.add(p);
+      return { memberId: member.memberId, report: metadata?.userData ?? Buffer.alloc(0), partitions: [...partitions].sort((a, b) => a - b) };
+    });
   }
 
   /**
-   * Ends leases of partitions no longer assigned and leases that ended (fenced, stale); fences
-   * and hands out new leases for assigned partitions without a live one.
+   * True when the stable group assigns `partition` to this member (a fenced lease that still
+   * owns its partition must take it back); waits out a rebalance, false once the lease ended.
+   */
+  async stillAssigned(lease: KafkaLease): Promise<boolean> {
+    for (let attempt = 0; lease.active && !this.closed; attempt++) {
+      const members = await this.settledMembers().catch(() => undefined);
+      if (members) {
+        const mine = members.find((m) => m.memberId === this.memberId);
+        return lease.active && mine !== undefined && mine.partitions.includes(lease.partition);
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(200 * 2 ** attempt, 2_000)));
+    }
+    return false;
+  }
+
+  /**
+   * Ends leases of partitions no longer assigned and leases that ended (stale after a rejoin);
+   * hands out new leases for assigned partitions without a live one.
    */
   private async reconcile(assigned: Set<number>, subscriber: Subscriber<PartitionLease>): Promise<void> {
     for (const [partition, lease] of this.owned) {
@@ -282,22 +249,15 @@ export class KafkaLog implements EventLog {
       lease.revoke();
       void lease.close();
     }
+    // New leases start paused; their owners fence, catch up and then resume them.
     for (const partition of [...assigned].sort((a, b) => a - b)) {
       if (this.owned.has(partition) || this.closed) continue;
       const lease = new KafkaLease(this, this.kafka, this.consumer!, partition, this.options);
-      try {
-        await lease.fence();
-      } catch (err) {
-        this.options.logger.error({ partition, err: describeError(err) }, 'could not fence the partition producer; the partition stays paused');
-        continue;
-      }
       this.owned.set(partition, lease);
       subscriber.next(lease);
     }
   }
 }
-
-const TRANSIENT = new Set(['NOT_LEADER_FOR_PARTITION', 'LEADER_NOT_AVAILABLE', 'UNKNOWN_TOPIC_OR_PARTITION', 'NOT_COORDINATOR', 'COORDINATOR_NOT_AVAILABLE', 'COORDINATOR_LOAD_IN_PROGRESS', 'REQUEST_TIMED_OUT']);
 
 /**
  * Retries an admin look-up that failed on a transient broker error. kafkajs's
@@ -317,17 +277,19 @@ async function retryTransient<T>(call: () => Promise<T>): Promise<T> {
 
 function isTransient(err: unknown): boolean {
   for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause ?? (e as { originalError?: unknown }).originalError) {
-    if (TRANSIENT.has((e as { type?: string }).type ?? '')) return true;
+    // kafkajs marks each broker error retriable or not (NOT_LEADER_FOR_PARTITION, COORDINATOR_LOAD_IN_PROGRESS, ...).
+    if ((e as { retriable?: boolean }).retriable === true) return true;
   }
   return false;
 }
 
-/** Fenced producer errors: another instance now owns the partition. */
+/** INVALID_PRODUCER_EPOCH (47) and PRODUCER_FENCED (90, which kafkajs 2.2 does not name). */
+const FENCED_CODES = new Set([47, 90]);
+
+/** Fenced producer errors, by the broker's error code: another producer took the transactional id. */
 function isFenced(err: unknown): boolean {
   for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause ?? (e as { originalError?: unknown }).originalError) {
-    const type = (e as { type?: string }).type;
-    if (type === 'INVALID_PRODUCER_EPOCH' || type === 'PRODUCER_FENCED') return true;
-    if (/fenced/i.test((e as Error).message ?? '')) return true;
+    if (FENCED_CODES.has((e as { code?: number }).code ?? -1)) return true;
   }
   return false;
 }
@@ -350,6 +312,8 @@ class KafkaLease implements PartitionLease {
   private resumed = false;
   private paused = true;
   private wake: (() => void) | undefined;
+  private onRevoke: () => void = () => undefined;
+  readonly revoked = new Promise<void>((resolve) => (this.onRevoke = resolve));
 
   constructor(
     private readonly log: KafkaLog,
@@ -365,6 +329,10 @@ class KafkaLease implements PartitionLease {
 
   /** Takes over the partition's transactional id: aborts and bars any previous owner's transaction. */
   async fence(): Promise<void> {
+    if (!this.live) throw new LeaseRevokedError(`partition ${this.partition} is no longer assigned here; not fencing`, { partition: this.partition });
+    const old = this.producer;
+    this.producer = undefined;
+    await old?.disconnect().catch(() => undefined);
     const producer = this.kafka.producer({
       transactionalId: `${this.options.group}-${this.partition}`,
       idempotent: true,
@@ -375,14 +343,47 @@ class KafkaLease implements PartitionLease {
     });
     await producer.connect();
     // kafkajs defers InitProducerId to the first transaction; force it now.
-    const txn = await producer.transaction();
-    await txn.abort();
+    try {
+      const txn = await producer.transaction();
+      await txn.abort();
+    } catch (err) {
+      await producer.disconnect().catch(() => undefined);
+      if (isFenced(err)) throw new ProducerFencedError(`partition ${this.partition}: fenced while fencing (another instance took it meanwhile)`, { partition: this.partition }, { cause: err });
+      throw new TransportError(`could not fence partition ${this.partition}'s producer: ${describeError(err)}`, { partition: this.partition }, { cause: err });
+    }
     this.producer = producer;
+    if (!this.live) {
+      // Revoked while InitProducerId ran: the new owner fences again after us, and this lease
+      // commits nothing more.
+      throw new LeaseRevokedError(`partition ${this.partition} was revoked while it was being fenced`, { partition: this.partition });
+    }
   }
 
   revoke(): void {
     this.live = false;
     this.wake?.();
+    this.onRevoke();
+  }
+
+  confirmOwnership(): Promise<boolean> {
+    return this.log.stillAssigned(this);
+  }
+
+  /** After fence and catch-up: input starts at the committed offsets (a zombie may have moved them). */
+  async resume(): Promise<void> {
+    if (!this.live) throw new LeaseRevokedError(`partition ${this.partition} is no longer assigned here`, { partition: this.partition });
+    const committed = await this.log.committedOffsets(this.partition);
+    this.queue = [];
+    this.head = 0;
+    this.uncommitted = [];
+    for (const [topic, offset] of committed) {
+      this.nextOffset.set(topic, offset);
+      this.committedAt.set(topic, offset);
+      this.consumer.seek({ topic, partition: this.partition, offset: String(offset) });
+    }
+    this.resumed = true;
+    this.paused = false;
+    this.consumer.resume(this.options.inputTopics.map((topic) => ({ topic, partitions: [this.partition] })));
   }
 
   async close(): Promise<void> {
@@ -430,8 +431,7 @@ class KafkaLease implements PartitionLease {
   }
 
   async poll(maxRecords: number, maxWaitMs: number): Promise<readonly LogRecord[]> {
-    if (!this.live) return [];
-    if (!this.resumed) await this.resumeInput();
+    if (!this.live || !this.resumed) return [];
     if (this.queue.length === this.head && maxWaitMs > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, maxWaitMs);
@@ -460,10 +460,12 @@ class KafkaLease implements PartitionLease {
     return taken;
   }
 
-  async commit(plan: CommitPlan): Promise<void> {
-    if (!this.live) throw new TransportError(`partition ${this.partition} is no longer owned here`, { partition: this.partition });
-    if (!this.producer) await this.fence();
-    const producer = this.producer!;
+  async commit(plan: CommitPlan): Promise<CommitResult> {
+    if (!this.live) throw new LeaseRevokedError(`partition ${this.partition} is no longer owned here`, { partition: this.partition });
+    // A producer replaced after a failed transaction must be fenced again by the owner, which
+    // first checks that the partition is still its own (fencing blindly could fence a new owner).
+    const producer = this.producer;
+    if (!producer) throw new ProducerFencedError(`partition ${this.partition}: the producer must be fenced again`, { partition: this.partition });
     const txn = await producer.transaction();
     const acked: RecordMetadata[] = [];
     try {
@@ -473,24 +475,23 @@ class KafkaLease implements PartitionLease {
       await txn.commit();
     } catch (err) {
       await txn.abort().catch(() => undefined);
+      // A producer whose transaction could not end cleanly cannot start another: replace it.
+      this.producer = undefined;
+      await producer.disconnect().catch(() => undefined);
       if (isFenced(err)) {
-        this.options.logger.warn({ partition: this.partition }, 'producer fenced: another instance owns this partition now');
-        this.revoke();
-      } else {
-        // A producer whose transaction could not end cleanly cannot start another: replace it.
-        // The next commit fences again with a fresh producer.
-        this.producer = undefined;
-        await producer.disconnect().catch(() => undefined);
+        throw new ProducerFencedError(`partition ${this.partition}: producer fenced (another producer took its transactional id)`, { partition: this.partition }, { cause: err });
       }
       throw new TransportError(`Kafka transaction of partition ${this.partition} failed: ${describeError(err)}`, { partition: this.partition }, { cause: err });
     }
     this.uncommitted = [];
     for (const o of plan.offsets) this.committedAt.set(o.topic, o.offset);
-    const changelog = acked.find((m) => m.topicName === this.options.changelogTopic && m.partition === this.partition);
-    if (changelog?.baseOffset !== undefined) {
-      const count = plan.records.filter((r) => r.topic === this.options.changelogTopic && r.partition === this.partition).length;
-      this.changelogWritten = Math.max(this.changelogWritten, Number(changelog.baseOffset) + count);
-    }
+    const changelog = acked.filter((m) => m.topicName === this.options.changelogTopic && m.partition === this.partition);
+    if (changelog.length === 0) return { changelogNext: undefined };
+    // Only this partition's owner writes its changelog partition: the batch's records are contiguous.
+    const count = plan.records.filter((r) => r.topic === this.options.changelogTopic && r.partition === this.partition).length;
+    const first = Math.min(...changelog.map((m) => Number(m.baseOffset)));
+    this.changelogWritten = Math.max(this.changelogWritten, first + count);
+    return { changelogNext: this.changelogWritten };
   }
 
   async rewind(): Promise<void> {
@@ -498,20 +499,5 @@ class KafkaLease implements PartitionLease {
     this.queue = [...this.uncommitted, ...this.queue.slice(this.head)];
     this.head = 0;
     this.uncommitted = [];
-  }
-
-  /** After fence and restore: start input at the committed offsets (a zombie may have moved them). */
-  private async resumeInput(): Promise<void> {
-    const committed = await this.log.committedOffsets(this.partition);
-    this.queue = [];
-    this.head = 0;
-    for (const [topic, offset] of committed) {
-      this.nextOffset.set(topic, offset);
-      this.committedAt.set(topic, offset);
-      this.consumer.seek({ topic, partition: this.partition, offset: String(offset) });
-    }
-    this.resumed = true;
-    this.paused = false;
-    this.consumer.resume(this.options.inputTopics.map((topic) => ({ topic, partitions: [this.partition] })));
   }
 }

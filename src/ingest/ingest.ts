@@ -1,12 +1,9 @@
-import { UnknownEventTypeError } from '../errors.js';
+import { NotAnInputError, UnknownEventTypeError } from '../errors.js';
 import type { FaradMetrics } from '../metrics/index.js';
 import type { CompiledApp, CompiledEvent } from '../procedures/index.js';
 import { partitionForKey } from '../state/index.js';
-import { type EventLog, type OutRecord } from '../streams/index.js';
+import type { EventLog, OutRecord } from '../streams/index.js';
 import { fromJson, type EventCodec } from '../codec/index.js';
-
-/** The event is known but is not read from any input topic, so it cannot be sent to farad. */
-export class NotAnInputError extends UnknownEventTypeError {}
 
 /**
  * Turns events into input records the way any well-behaved producer must: Avro single-object
@@ -21,7 +18,11 @@ export class Ingest {
     private readonly metrics?: FaradMetrics,
   ) {}
 
-  /** The input event named by its Avro full name (`voter.Vote`) or its short name (`Vote`). */
+  /**
+   * The input event named by its Avro full name (`voter.Vote`) or its short name (`Vote`).
+   * Throws `UnknownEventTypeError` for a name the app does not declare and `NotAnInputError`
+   * for an event no input topic carries.
+   */
   inputEvent(name: string): CompiledEvent {
     const event = this.app.eventsByFullName.get(name) ?? this.app.events.get(name);
     if (!event) {

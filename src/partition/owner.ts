@@ -1,0 +1,357 @@
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { applyChangelogRecord, type EventCodec } from '../codec/index.js';
+import { describeError, FaradError, IllegalTransitionError, isRetriable, LeaseRevokedError, ProducerFencedError } from '../errors.js';
+import type { CompiledApp } from '../procedures/index.js';
+import type { Snapshots } from '../replication/index.js';
+import { PartitionState, type GlobalTableView } from '../state/index.js';
+import { BatchProcessor, type LogRecord, type PartitionLease, type ProcessorObserver } from '../streams/index.js';
+import { ALLOWED_MOVES, isAllowedMove } from './lifecycle.js';
+import { restorePartition, type PartitionCopy } from './restore.js';
+import { SnapshotSchedule } from './snapshot-schedule.js';
+import type { PartitionRole, PartitionStatus } from './status.js';
+
+/** Metrics hooks of a partition's life beyond those of the batch processor. */
+export interface PartitionObserver extends ProcessorObserver {
+  /** `from`/`to` undefined: the partition was not / is no longer hosted here. */
+  roleChanged(partition: number, from: PartitionRole | undefined, to: PartitionRole | undefined): void;
+  batchCommitted(partition: number, records: number, seconds: number): void;
+  commitFailed(partition: number): void;
+  restoreProgress(partition: number, restored: number, total: number): void;
+  restoreFinished(partition: number, records: number, seconds: number): void;
+  failedOver(partition: number): void;
+  partitionFailed(partition: number, code: string): void;
+  /** Changelog records a standby copy is behind; undefined when the partition is no standby here. */
+  standbyLag(partition: number, lag: number | undefined): void;
+}
+
+/** Batching and retry settings (config's `processing` slice). */
+export interface ProcessingOptions {
+  /** Longest time a batch stays open before it is committed. */
+  readonly commitIntervalMs: number;
+  /** Most input records in one batch (one transaction). */
+  readonly maxBatchRecords: number;
+  /** First retry delay after a failure; doubles up to 30 s. */
+  readonly retryBackoffMs: number;
+}
+
+/** What every owner of an instance shares. */
+export interface OwnerContext {
+  readonly app: CompiledApp;
+  readonly codec: EventCodec;
+  readonly globals: Record<string, GlobalTableView>;
+  readonly processing: ProcessingOptions;
+  /** Partition count of an output topic. */
+  readonly partitionsOf: (topic: string) => number;
+  readonly snapshots?: Snapshots | undefined;
+  readonly logger: Logger;
+  readonly observer?: PartitionObserver | undefined;
+  /** Settles when the instance stops: owners finish their batch and close. */
+  readonly stopped: Promise<void>;
+  readonly isStopping: () => boolean;
+  /** Called after every committed batch (demo, tests). */
+  readonly onCommitted?: ((partition: number, records: number) => void) | undefined;
+}
+
+type Copy = PartitionCopy;
+
+/** The owner's state: the role and what that role holds. */
+type OwnerState =
+  | { readonly role: 'standby' }
+  | { readonly role: 'fencing'; readonly lease: PartitionLease }
+  | { readonly role: 'restoring'; readonly lease: PartitionLease }
+  | { readonly role: 'active'; readonly lease: PartitionLease }
+  | { readonly role: 'failed'; readonly lease: PartitionLease; readonly error: unknown }
+  | { readonly role: 'closing' };
+
+const MAX_BACKOFF_MS = 30_000;
+
+/**
+ * The one owner of a partition hosted on this instance, active or standby. Its state changes
+ * only through `transition()`, which refuses illegal moves; the takeover sequence (fence, then
+ * catch up the changelog, then resume input) lives in `own()` and nowhere else.
+ */
+export class PartitionOwner {
+  private current: OwnerState;
+  private copy: Copy | undefined;
+  /** Snapshots owed by a graceful stop, written once the transport has handed the partition over. */
+  private finalSnapshot: (() => Promise<void>) | undefined;
+
+  private constructor(
+    readonly partition: number,
+    private readonly ctx: OwnerContext,
+    initial: OwnerState,
+    copy: Copy | undefined,
+  ) {
+    this.current = initial;
+    this.copy = copy;
+    ctx.logger.debug({ partition, to: initial.role }, 'partition role');
+    ctx.observer?.roleChanged(partition, undefined, initial.role);
+  }
+
+  /** An owner that will take a lease (no copy of the partition here yet). */
+  static forLease(partition: number, ctx: OwnerContext, lease: PartitionLease): PartitionOwner {
+    return new PartitionOwner(partition, ctx, { role: 'fencing', lease }, undefined);
+  }
+
+  /** A warm standby copy, seeded from the latest snapshot when there is one. */
+  static async standby(partition: number, ctx: OwnerContext): Promise<PartitionOwner> {
+    const state = newState(ctx.app, partition);
+    let offset = 0;
+    try {
+      offset = (await ctx.snapshots?.loadInto(partition, state)) ?? 0;
+    } catch (err) {
+      state.clear();
+      ctx.logger.warn({ partition, err: describeError(err) }, 'standby: snapshot unusable; following the changelog from the start');
+    }
+    return new PartitionOwner(partition, ctx, { role: 'standby' }, { state, offset, end: offset });
+  }
+
+  get role(): PartitionRole {
+    return this.current.role;
+  }
+
+  status(): PartitionStatus {
+    const s = this.current;
+    if (s.role !== 'failed') return { partition: this.partition, role: s.role };
+    return { partition: this.partition, role: 'failed', reason: describeError(s.error), code: s.error instanceof FaradError ? s.error.code : 'internal' };
+  }
+
+  /** Committed state for reads: fresh when active, stale (a warm copy) when standby. */
+  readable(): PartitionState | undefined {
+    return this.role === 'active' || this.role === 'standby' ? this.copy?.state : undefined;
+  }
+
+  /** State for gauges (rows per table), whatever the role. */
+  state(): PartitionState | undefined {
+    return this.copy?.state;
+  }
+
+  /** The changelog offset a standby copy has reached (the assignor sends failover to the warmest). */
+  warmOffset(): number | undefined {
+    return this.role === 'standby' ? this.copy?.offset : undefined;
+  }
+
+  standbyLag(): number | undefined {
+    return this.role === 'standby' && this.copy ? Math.max(0, this.copy.end - this.copy.offset) : undefined;
+  }
+
+  /** Changelog records for a standby copy (ignored in any other role: the lease's reads take over). */
+  followed(records: readonly LogRecord[]): void {
+    const copy = this.copy;
+    if (this.role !== 'standby' || !copy) return;
+    for (const record of records) {
+      if (record.offset < copy.offset) continue;
+      applyChangelogRecord(copy.state, record.key, record.value);
+      copy.offset = record.offset + 1;
+    }
+  }
+
+  /** Where the standby follower stands (it moves past transaction markers too). */
+  followedTo(nextOffset: number, endOffset: number): void {
+    const copy = this.copy;
+    if (this.role !== 'standby' || !copy) return;
+    copy.offset = Math.max(copy.offset, nextOffset);
+    copy.end = Math.max(copy.end, endOffset);
+  }
+
+  /**
+   * Owns the partition for as long as the lease lasts: fence, catch up, resume, then process
+   * batches. Transient failures back off and run the sequence again; a fenced owner that still
+   * holds the partition takes it back at once; a failure retrying cannot heal leaves the
+   * partition `failed` until the lease ends. Ends in `closing`.
+   */
+  async own(lease: PartitionLease): Promise<void> {
+    let attempt = 0;
+    this.wasStandby = this.role === 'standby';
+    if (this.role !== 'fencing') this.transition({ role: 'fencing', lease });
+    while (lease.active && !this.ctx.isStopping()) {
+      try {
+        await this.takeOver(lease);
+        attempt = 0;
+        await this.process(lease);
+        break;
+      } catch (err) {
+        if (!lease.active || err instanceof LeaseRevokedError || this.ctx.isStopping()) break;
+        if (err instanceof ProducerFencedError) {
+          // Someone else fenced this producer. If the settled group still gives the partition
+          // here, that was a stale owner: take it back now rather than leave it ownerless.
+          this.ctx.logger.warn({ partition: this.partition, err: describeError(err) }, 'producer fenced; checking who owns the partition');
+          if (!(await lease.confirmOwnership())) break;
+          this.ctx.logger.warn({ partition: this.partition }, 'still the owner after being fenced: taking the partition back');
+          this.transition({ role: 'fencing', lease });
+          continue;
+        }
+        if (!isRetriable(err)) {
+          this.transition({ role: 'failed', lease, error: err });
+          this.ctx.observer?.partitionFailed(this.partition, err instanceof FaradError ? err.code : 'internal');
+          this.ctx.logger.error({ partition: this.partition, err: describeError(err) }, 'partition failed; retrying cannot heal this (see /readyz)');
+          await Promise.race([lease.revoked, this.ctx.stopped]);
+          break;
+        }
+        attempt++;
+        const delayMs = Math.min(this.ctx.processing.retryBackoffMs * 2 ** (attempt - 1), MAX_BACKOFF_MS);
+        this.ctx.logger.warn({ partition: this.partition, role: this.role, attempt, delayMs, err: describeError(err) }, 'partition takeover failed; retrying');
+        await Promise.race([sleep(delayMs), lease.revoked, this.ctx.stopped]);
+        if (this.role !== 'fencing') this.transition({ role: 'fencing', lease });
+      }
+    }
+    const copy = this.copy;
+    if (this.ctx.isStopping() && lease.active && this.role === 'active' && copy && this.ctx.snapshots) {
+      // A graceful stop leaves a fresh snapshot for cold starts, written after the transport
+      // has handed the partition over so it adds no pause.
+      const schedule = new SnapshotSchedule(this.ctx.snapshots, this.ctx.logger);
+      const offset = copy.offset;
+      this.finalSnapshot = () => schedule.take(copy.state, offset);
+    }
+    this.transition({ role: 'closing' });
+  }
+
+  /** Keeps the partition, which moved to another instance, as a warm standby copy. */
+  keepAsStandby(): void {
+    if (!this.copy) this.copy = { state: newState(this.ctx.app, this.partition), offset: 0, end: 0 };
+    this.transition({ role: 'standby' });
+  }
+
+  /** The partition leaves this instance (or the instance stops). */
+  close(): void {
+    if (this.role !== 'closing') this.transition({ role: 'closing' });
+    this.ctx.logger.debug({ partition: this.partition, from: 'closing', to: 'gone' }, 'partition role');
+    this.ctx.observer?.roleChanged(this.partition, 'closing', undefined);
+  }
+
+  async writeFinalSnapshot(): Promise<void> {
+    const take = this.finalSnapshot;
+    this.finalSnapshot = undefined;
+    await take?.();
+  }
+
+  /** The one place the owner's state changes; refuses illegal moves and reports legal ones. */
+  private transition(next: OwnerState): void {
+    const from = this.current.role;
+    if (!isAllowedMove(from, next.role)) {
+      throw new IllegalTransitionError(
+        `partition ${this.partition}: cannot go from ${from} to ${next.role} (allowed from ${from}: ${ALLOWED_MOVES[from].join(', ') || 'none'})`,
+        { partition: this.partition },
+      );
+    }
+    this.current = next;
+    this.ctx.logger.debug({ partition: this.partition, from, to: next.role }, 'partition role');
+    if (from !== next.role) this.ctx.observer?.roleChanged(this.partition, from, next.role);
+  }
+
+  /** Fence, then catch up the changelog, then resume input: the order exactly-once rests on. */
+  private async takeOver(lease: PartitionLease): Promise<void> {
+    if (!lease.active) throw new LeaseRevokedError(`lease of partition ${this.partition} ended`, { partition: this.partition });
+    // Catching up before fencing would let a zombie commit in between, and this owner would
+    // resume with state that misses it.
+    await lease.fence();
+    this.transition({ role: 'restoring', lease });
+    await this.catchUp(lease);
+    if (!lease.active) throw new LeaseRevokedError(`lease of partition ${this.partition} ended while it restored`, { partition: this.partition });
+    await lease.resume();
+    this.transition({ role: 'active', lease });
+  }
+
+  /** Brings the copy to the changelog's end (see restorePartition), with progress in metrics. */
+  private async catchUp(lease: PartitionLease): Promise<void> {
+    const { partition, ctx } = this;
+    const restored = await restorePartition({
+      app: ctx.app,
+      partition,
+      end: await lease.changelogEnd(),
+      readChangelog: (fromOffset) => lease.readChangelog(fromOffset),
+      copy: this.copy,
+      snapshots: ctx.snapshots,
+      logger: ctx.logger,
+      onProgress: (done, total) => ctx.observer?.restoreProgress(partition, done, total),
+    });
+    this.copy = restored.copy;
+    if (restored.source === 'own copy' && this.wasStandby) ctx.observer?.failedOver(partition);
+    ctx.observer?.restoreFinished(partition, restored.records, restored.seconds);
+    if (restored.records > 0 || restored.source !== 'changelog') {
+      ctx.logger.info({ partition, source: restored.source, changelogRecords: restored.records, seconds: restored.seconds }, 'partition restored');
+    }
+  }
+
+  /** True between a standby copy receiving its lease and the end of that takeover. */
+  private wasStandby = false;
+
+  /** Processes and commits batches until the lease ends or the instance stops. */
+  private async process(lease: PartitionLease): Promise<void> {
+    const copy = this.copy!;
+    this.wasStandby = false;
+    const processor = new BatchProcessor({
+      app: this.ctx.app,
+      state: copy.state,
+      catalog: this.ctx.codec,
+      globals: this.ctx.globals,
+      partitionsOf: this.ctx.partitionsOf,
+      observer: this.ctx.observer,
+    });
+    const schedule = new SnapshotSchedule(this.ctx.snapshots, this.ctx.logger);
+    let attempt = 0;
+    while (lease.active && !this.ctx.isStopping()) {
+      try {
+        const records = await this.batch(lease, processor, copy);
+        attempt = 0;
+        if (records > 0) {
+          schedule.changed();
+          this.ctx.onCommitted?.(this.partition, records);
+        }
+        if (schedule.due()) await schedule.take(copy.state, copy.offset);
+      } catch (err) {
+        if (err instanceof ProducerFencedError || !isRetriable(err) || !lease.active) throw err;
+        // The batch was undone and its records will be replayed: retry after a pause.
+        this.ctx.observer?.commitFailed(this.partition);
+        attempt++;
+        const delayMs = Math.min(this.ctx.processing.retryBackoffMs * 2 ** (attempt - 1), MAX_BACKOFF_MS);
+        this.ctx.logger.warn({ partition: this.partition, attempt, delayMs, err: describeError(err) }, 'batch commit failed; rolled back, retrying');
+        await Promise.race([sleep(delayMs), lease.revoked, this.ctx.stopped]);
+      }
+    }
+  }
+
+  /** Polls and applies records until the batch is full or due, then commits it; returns its input count. */
+  private async batch(lease: PartitionLease, processor: BatchProcessor, copy: Copy): Promise<number> {
+    const { commitIntervalMs, maxBatchRecords } = this.ctx.processing;
+    let deadline = Infinity;
+    let commitStarted = 0;
+    // Any failure inside the batch undoes all of it and replays its records: the batch is the
+    // unit of atomicity.
+    try {
+      while (processor.pending < maxBatchRecords && lease.active && !this.ctx.isStopping()) {
+        const waitMs = processor.pending === 0 ? commitIntervalMs : Math.max(0, deadline - performance.now());
+        const records = await lease.poll(maxBatchRecords - processor.pending, waitMs);
+        if (records.length === 0) {
+          if (processor.pending > 0) break;
+          return 0;
+        }
+        if (processor.pending === 0) deadline = performance.now() + commitIntervalMs;
+        if (this.ctx.codec.prepare) await this.ctx.codec.prepare(records.map((r) => r.value));
+        processor.apply(records);
+        if (performance.now() >= deadline) break;
+      }
+      if (processor.pending === 0) return 0;
+      commitStarted = performance.now();
+      const result = await lease.commit(processor.plan());
+      if (result.changelogNext !== undefined) copy.offset = Math.max(copy.offset, result.changelogNext);
+    } catch (err) {
+      processor.abort();
+      await lease.rewind();
+      throw err;
+    }
+    const inputCount = processor.pending;
+    processor.committed();
+    this.ctx.observer?.batchCommitted(this.partition, inputCount, (performance.now() - commitStarted) / 1000);
+    return inputCount;
+  }
+}
+
+function newState(app: CompiledApp, partition: number): PartitionState {
+  return new PartitionState(partition, app.partitions, app.tables.values());
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref?.());
+}

@@ -1,0 +1,99 @@
+/**
+ * What reads look like on the wire: the headers and query parameters a caller uses to ask for a
+ * stale answer, and the internal requests one instance sends another. Both the caller side (here)
+ * and the answering side (the HTTP adapter) use these, so they cannot drift apart.
+ */
+import type { Key } from '../state/index.js';
+
+/** Marks a request one instance sends another, so it is answered locally and never forwarded again. */
+export const FORWARDED_HEADER = 'x-farad-forwarded';
+/** Set on an answer read from a standby copy. */
+export const STALE_HEADER = 'x-farad-stale';
+/** A caller that accepts a stale answer sends this header as `true` (or `?stale=true`). */
+export const ACCEPT_STALE_HEADER = 'x-farad-accept-stale';
+
+/** How a read may be served. */
+export interface ReadMode {
+  /** The caller accepts an answer from a standby copy. */
+  readonly staleOk: boolean;
+  /** The request came from another instance: answer from here or fail, never forward again. */
+  readonly forwarded: boolean;
+}
+
+/** A fresh read by an outside caller. */
+export const FRESH: ReadMode = { staleOk: false, forwarded: false };
+
+/** The read mode of a request, from its query string and headers. */
+export function readModeOf(
+  query: Readonly<Record<string, unknown>>,
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+): ReadMode {
+  return {
+    staleOk: query['stale'] === 'true' || headers[ACCEPT_STALE_HEADER] === 'true',
+    forwarded: headers[FORWARDED_HEADER] === '1',
+  };
+}
+
+/** One row of a scan as it crosses the network (value already JSON). */
+export interface ScannedRow {
+  readonly key: Key;
+  /** Absent for global tables. */
+  readonly partition?: number;
+  readonly value: unknown;
+}
+
+/** Answer of `GET /internal/partials/tables/:table`: rows of the partitions asked for. */
+export interface ScanPartial {
+  readonly rows: ScannedRow[];
+  readonly stale: boolean;
+}
+
+/** Answer of `GET /internal/partials/queries/:name`: each asked partition's partial answer. */
+export interface QueryPartial {
+  readonly parts: Array<{ readonly partition: number; readonly value: unknown }>;
+  readonly stale: boolean;
+}
+
+/** Query-string parameters of an internal scan (`limit` may be one more than a page). */
+export interface ScanPartialQuery {
+  readonly partitions?: string | undefined;
+  readonly after?: string | undefined;
+  readonly limit?: string | undefined;
+}
+
+/** Path and query of an internal scan of `partitions`. */
+export function scanPartialPath(table: string, partitions: readonly number[], after: Key | undefined, limit: number, mode: ReadMode): string {
+  const query = new URLSearchParams({
+    partitions: partitions.join(','),
+    limit: String(limit),
+    ...(after !== undefined ? { after: String(after) } : {}),
+    ...(mode.staleOk ? { stale: 'true' } : {}),
+  });
+  return `/internal/partials/tables/${encodeURIComponent(table)}?${query}`;
+}
+
+/** Path and query of an internal query of `partitions`; the query's own parameters ride along. */
+export function queryPartialPath(name: string, params: Readonly<Record<string, string>>, partitions: readonly number[], mode: ReadMode): string {
+  const query = new URLSearchParams({ ...params, partitions: partitions.join(','), ...(mode.staleOk ? { stale: 'true' } : {}) });
+  return `/internal/partials/queries/${encodeURIComponent(name)}?${query}`;
+}
+
+/** Path of a key read, as the owner of the row answers it. */
+export function rowPath(table: string, key: Key, mode: ReadMode): string {
+  return `/tables/${encodeURIComponent(table)}/${encodeURIComponent(String(key))}${mode.staleOk ? '?stale=true' : ''}`;
+}
+
+/** Query-string parameters meant for the query itself (farad's own are removed). */
+export function queryParams(query: Readonly<Record<string, string>>): Record<string, string> {
+  const { stale: _stale, partitions: _partitions, ...params } = query;
+  return params;
+}
+
+/** The `partitions` parameter of an internal request (`0,3,5`); malformed entries are ignored. */
+export function parsePartitions(text: string | undefined): number[] {
+  if (!text) return [];
+  return text
+    .split(',')
+    .map((p) => Number(p))
+    .filter((p) => Number.isInteger(p) && p >= 0);
+}

@@ -1,0 +1,122 @@
+import type { GroupMember, MembershipPolicy } from '../streams/index.js';
+import { assignPartitions, placeStandbys, type MemberReport } from './assignor.js';
+
+/** What an instance tells the group about itself (JSON in the member's report). */
+export interface InstanceReport {
+  readonly instanceId: string;
+  /** Partitions active here now (assignment stays sticky). */
+  readonly active: readonly number[];
+  /** Warm copies held here, with their changelog offsets (failover goes to the warmest). */
+  readonly warm: Readonly<Record<number, number>>;
+  readonly rack?: string;
+  /** Where other instances reach this one's HTTP API. */
+  readonly url?: string;
+}
+
+/** An instance as the others know it. */
+export interface Member {
+  readonly instanceId: string;
+  readonly url: string | undefined;
+}
+
+/** Who holds what, as every member computes it from the same settled group. */
+export interface GroupView {
+  readonly active: ReadonlyMap<number, Member>;
+  readonly standbys: ReadonlyMap<number, readonly Member[]>;
+}
+
+export interface ReplicationOptions {
+  readonly partitions: number;
+  readonly instanceId: string;
+  /** Standby copies per partition (k). */
+  readonly replicas: number;
+  readonly rack?: string | undefined;
+  /** Where other instances reach this one (known once HTTP listens). */
+  readonly advertisedUrl: () => string | undefined;
+  /** What this instance holds now: active partitions and warm copies. */
+  readonly holdings: () => { active: readonly number[]; warm: Readonly<Record<number, number>> };
+  /** The group settled: partitions this instance keeps standby copies of, and those active here. */
+  readonly onStandbys: (standbys: readonly number[], activeHere: ReadonlySet<number>) => void;
+  readonly onRebalance?: () => void;
+}
+
+/**
+ * farad's membership policy, carried by any transport: balanced, sticky, warm-first active
+ * placement (assignPartitions), standby placement that follows failover (placeStandbys), and
+ * the group view reads use to find a partition's owner. Every member computes the same view
+ * from the same settled group, so no extra round trip is needed.
+ */
+export class ReplicationMembership implements MembershipPolicy {
+  private view: GroupView = { active: new Map(), standbys: new Map() };
+
+  constructor(private readonly options: ReplicationOptions) {}
+
+  report(): Buffer {
+    const { active, warm } = this.options.holdings();
+    const url = this.options.advertisedUrl();
+    const report: InstanceReport = {
+      instanceId: this.options.instanceId,
+      active: [...active],
+      warm,
+      ...(this.options.rack ? { rack: this.options.rack } : {}),
+      ...(url ? { url } : {}),
+    };
+    return Buffer.from(JSON.stringify(report));
+  }
+
+  assign(members: ReadonlyArray<{ memberId: string; report: Buffer }>): Map<string, number[]> {
+    const reports: MemberReport[] = members.map(({ memberId, report }) => {
+      const own = decodeReport(report);
+      return { memberId, instanceId: own.instanceId ?? memberId, active: own.active ?? [], ...(own.warm ? { warm: own.warm } : {}) };
+    });
+    return assignPartitions(this.options.partitions, reports);
+  }
+
+  settled(members: readonly GroupMember[], self: string): void {
+    const reports: Array<InstanceReport> = [];
+    const active = new Map<string, number[]>();
+    const activeByPartition = new Map<number, Member>();
+    let activeHere: ReadonlySet<number> = new Set();
+    for (const member of members) {
+      const own = decodeReport(member.report);
+      const instanceId = own.instanceId ?? member.memberId;
+      reports.push({ instanceId, active: own.active ?? [], warm: own.warm ?? {}, ...(own.rack ? { rack: own.rack } : {}), ...(own.url ? { url: own.url } : {}) });
+      active.set(instanceId, [...member.partitions]);
+      for (const p of member.partitions) activeByPartition.set(p, { instanceId, url: own.url });
+      if (member.memberId === self) activeHere = new Set(member.partitions);
+    }
+    const placed = placeStandbys(this.options.partitions, reports, active, this.options.replicas);
+    const standbys = new Map<number, Member[]>();
+    for (const [instanceId, partitions] of placed) {
+      const url = reports.find((r) => r.instanceId === instanceId)?.url;
+      for (const p of partitions) standbys.set(p, [...(standbys.get(p) ?? []), { instanceId, url }]);
+    }
+    this.view = { active: activeByPartition, standbys };
+    this.options.onStandbys(placed.get(this.options.instanceId) ?? [], activeHere);
+  }
+
+  rebalanced(): void {
+    this.options.onRebalance?.();
+  }
+
+  /** The latest settled view: active owner and standbys of every partition. */
+  groupView(): GroupView {
+    return this.view;
+  }
+
+  /** Base URL of the other instance that owns `partition` now, if known. */
+  ownerUrl(partition: number): string | undefined {
+    const owner = this.view.active.get(partition);
+    return owner && owner.instanceId !== this.options.instanceId ? owner.url : undefined;
+  }
+}
+
+/** A member's report; an unreadable one counts as a member without history. */
+function decodeReport(bytes: Buffer): Partial<InstanceReport> {
+  try {
+    const parsed: unknown = JSON.parse(bytes.toString('utf8') || '{}');
+    return parsed !== null && typeof parsed === 'object' ? (parsed as Partial<InstanceReport>) : {};
+  } catch {
+    return {};
+  }
+}
