@@ -174,7 +174,10 @@ export class PartitionHost implements PartitionDirectory, ServiceHealth {
       }
       const fromStandby = owner.role === 'standby';
       const done = owner.own(lease);
-      if (fromStandby) this.refollow(); // the copy stops following: the lease's reads take over
+      if (fromStandby) {
+        this.options.observer?.standbyLag(partition, undefined);
+        this.refollow(); // the copy stops following: the lease's reads take over
+      }
       try {
         await done;
       } finally {

@@ -1,7 +1,6 @@
 import type avro from 'avsc';
 import { AppDefinitionError } from '../errors.js';
 import type { App, GlobalTableDef, ProcedureDef, QueryDef, TableDef, TableKeyType, TableScope } from './app.js';
-import type { HandlerContext } from './context.js';
 import { isAsyncFunction, isGeneratorFunction } from './determinism.js';
 import { parseType } from './schema.js';
 import { checkKey, deepFreeze, describeInvalid } from '../state/index.js';
@@ -18,11 +17,16 @@ export interface CompiledEvent {
   readonly procedure: CompiledProcedure | undefined;
 }
 
+/** What runs a handler: the handler context (structurally; context.ts builds on these compiled types). */
+export interface ProcedureInvoker {
+  invoke(def: ProcedureDef<unknown, unknown>, event: unknown): unknown;
+}
+
 export interface CompiledProcedure {
   readonly eventAlias: string;
   readonly partitionKey: (event: unknown) => string | number;
   /** Runs the handler with `ctx` open for writes and emits only until it returns. */
-  readonly handle: (ctx: HandlerContext, event: unknown) => unknown;
+  readonly handle: (ctx: ProcedureInvoker, event: unknown) => unknown;
 }
 
 export interface CompiledTable {
