@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# farad image: the compiled service and example apps on node:20-slim, running as uid 10001.
+# farad image: the compiled service and example apps on node:24-slim (Node.js 24, an LTS line),
+# running as uid 10001.
 #
 #   docker build -t farad:0.1.0 .
 #   docker run --rm -p 8080:8080 farad:0.1.0                      # the Voter demo, embedded log
@@ -9,7 +10,7 @@
 # docs/deploy.md); there `import { defineApp } from 'farad'` resolves to this package (a package
 # self-reference). `farad run --app` loads compiled .js apps and TypeScript (.ts) apps alike
 # (tsx is a production dependency; it caches compiled files in /tmp).
-ARG NODE_IMAGE=node:20-slim
+ARG NODE_IMAGE=node:24-slim
 
 # ---- build: dev dependencies + tsc ---------------------------------------------------------
 FROM ${NODE_IMAGE} AS build

@@ -143,7 +143,7 @@ async function servicesUp(): Promise<void> {
   const redisOk = !needsRedis || (await reachable(...hostPort(redisUrl, 6379)));
   if (kafkaOk && redisOk) return;
   progress(`${kafkaOk ? '' : `Kafka at ${brokers[0]} `}${redisOk ? '' : `Redis at ${redisUrl} `}not reachable: running scripts/services-up.sh`);
-  const out = execFileSync('bash', [join(ROOT, 'scripts/services-up.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const out = execFileSync('bash', [join(ROOT, 'scripts/services-up.sh'), 'kafka', 'redis'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   for (const line of out.split('\n')) {
     const [k, v] = line.split('=', 2);
     if (k === 'KAFKA_BROKERS' && v) brokers = v.split(',');

@@ -3,7 +3,8 @@
 # .services/), SIGTERM first, SIGKILL after a timeout. Servers that services-up
 # merely reused have no pid file and are left alone.
 #
-# Usage: services-down.sh [kafka] [redis]     (default: both)
+# Usage: services-down.sh [kafka] [kafka39] [redis]     (default: all three)
+#   kafka = the Kafka 4.x broker, kafka39 = the Kafka 3.9 broker (see services-up.sh)
 # Env:   FARAD_SERVICES_STOP_TIMEOUT  seconds between SIGTERM and SIGKILL (default 30)
 set -euo pipefail
 
@@ -57,13 +58,13 @@ stop() {
 }
 
 targets=("$@")
-((${#targets[@]})) || targets=(kafka redis)
+((${#targets[@]})) || targets=(kafka kafka39 redis)
 rc=0
 for t in "${targets[@]}"; do
   case "$t" in
-    kafka) stop kafka kafka.Kafka ;;
+    kafka | kafka39) stop "$t" kafka.Kafka ;;
     redis) stop redis redis-server ;;
-    *) log "unknown service '$t' (expected kafka or redis)"; rc=2 ;;
+    *) log "unknown service '$t' (expected kafka, kafka39 or redis)"; rc=2 ;;
   esac
 done
 exit "$rc"

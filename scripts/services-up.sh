@@ -1,49 +1,55 @@
 #!/usr/bin/env bash
 # Start the real servers farad's integration tests need, on loopback only:
-#   Kafka 3.9.1 (KRaft, single node)  127.0.0.1:9092 (controller on 127.0.0.1:9093)
-#   Redis                            127.0.0.1:6379
+#   kafka    Kafka 4.x (KRaft combined mode, single node)  127.0.0.1:9092, SASL 127.0.0.1:9094
+#            (controller on 127.0.0.1:9093); the broker the whole suite runs against
+#   kafka39  Kafka 3.9.x, same configuration               127.0.0.1:9192, SASL 127.0.0.1:9194
+#            (controller on 127.0.0.1:9193); test/integration/voter-kafka.test.ts runs its
+#            cases against this one as well (KAFKA39_BROKERS)
+#   redis    Redis                                         127.0.0.1:6379
 #
-# Idempotent: a server that already answers on its port is reused, whoever started it.
-# Only what this script starts gets a pid file in .services/ (scripts/services-down.sh
-# stops exactly those).
+# Usage: services-up.sh [kafka] [kafka39] [redis]     (default: all three)
 #
-# Kafka jars are fetched once with Maven into
-#   ${FARAD_CACHE_DIR:-$HOME/.cache/farad}/kafka-3.9.1/lib
-# and reused from there on later runs.
+# Idempotent: a server that already answers on its port is reused, whoever started it (a
+# foreign broker's version is not checked). Only what this script starts gets a pid file in
+# .services/ (kafka.pid, kafka39.pid, redis.pid; scripts/services-down.sh stops exactly those).
+# A broker this script started earlier from other jars (another version) is stopped and
+# replaced. Each broker keeps its files in .services/<name>/ (data-<version>/, logs).
+#
+# The versions are those in services/kafka/4/pom.xml and services/kafka/3.9/pom.xml. The jars
+# are fetched once with Maven (mvn dependency:copy-dependencies) into
+#   ${FARAD_CACHE_DIR:-$HOME/.cache/farad}/kafka-<version>-<pom hash>/lib
+# and reused from there on later runs. The two brokers start in parallel.
 #
 # Env:
 #   FARAD_CACHE_DIR              cache root (default $HOME/.cache/farad)
-#   FARAD_KAFKA_START_TIMEOUT    seconds to wait for the broker (default 90)
-#   FARAD_KAFKA_HEAP             JVM heap (default 512m)
+#   FARAD_KAFKA_START_TIMEOUT    seconds to wait for a broker (default 90)
+#   FARAD_KAFKA_HEAP             JVM heap per broker (default 512m)
 #
-# Last two lines of output on success:
-#   KAFKA_BROKERS=127.0.0.1:9092
+# Output on success: KEY=VALUE lines on stdout, one per server started or reused:
 #   REDIS_URL=redis://127.0.0.1:6379
+#   KAFKA_BROKERS=127.0.0.1:9092
+#   KAFKA_SASL_BROKERS=127.0.0.1:9094
+#   KAFKA39_BROKERS=127.0.0.1:9192
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SERVICES_DIR="$ROOT/.services"
-KAFKA_VERSION=3.9.1
 KAFKA_HOST=127.0.0.1
-KAFKA_PORT=9092
-KAFKA_CONTROLLER_PORT=9093
 REDIS_HOST=127.0.0.1
 REDIS_PORT=6379
 
 CACHE_ROOT="${FARAD_CACHE_DIR:-${HOME:-/root}/.cache/farad}"
-KAFKA_LIB="$CACHE_ROOT/kafka-$KAFKA_VERSION/lib"
-KAFKA_DATA="$SERVICES_DIR/kafka-data"
-KAFKA_CONF="$SERVICES_DIR/kafka-server.properties"
-KAFKA_LOG="$SERVICES_DIR/kafka.log"
-KAFKA_OUT="$SERVICES_DIR/kafka.out"
-KAFKA_PID="$SERVICES_DIR/kafka.pid"
 KAFKA_TIMEOUT="${FARAD_KAFKA_START_TIMEOUT:-90}"
 KAFKA_HEAP="${FARAD_KAFKA_HEAP:-512m}"
 REDIS_PID="$SERVICES_DIR/redis.pid"
 REDIS_LOG="$SERVICES_DIR/redis.log"
+SCRAM_USER=farad
+SCRAM_PASSWORD=farad-secret
 
-log() { printf '[services-up] %s\n' "$*" >&2; }
-die() { printf '[services-up] ERROR: %s\n' "$*" >&2; exit 1; }
+# KAFKA_NAME is set by kafka_instance (below) while one broker is handled.
+KAFKA_NAME=""
+log() { printf '[services-up]%s %s\n' "${KAFKA_NAME:+ $KAFKA_NAME:}" "$*" >&2; }
+die() { printf '[services-up]%s ERROR: %s\n' "${KAFKA_NAME:+ $KAFKA_NAME:}" "$*" >&2; exit 1; }
 
 mkdir -p "$SERVICES_DIR"
 
@@ -142,10 +148,10 @@ kafka_wait_ready() {
 
 kafka_fail() {
   local msg="$1"
-  printf '[services-up] ERROR: %s\n' "$msg" >&2
+  log "ERROR: $msg"
   for f in "$KAFKA_OUT" "$KAFKA_LOG"; do
     if [[ -s "$f" ]]; then
-      printf '[services-up] ---- last 40 lines of %s ----\n' "$f" >&2
+      log "---- last 40 lines of $f ----"
       tail -n 40 "$f" >&2 || true
     fi
   done
@@ -153,6 +159,37 @@ kafka_fail() {
 }
 
 # --- Kafka -----------------------------------------------------------------
+
+# kafka_instance NAME: sets the KAFKA_* globals for one broker (kafka = 4.x, kafka39 = 3.9).
+kafka_instance() {
+  KAFKA_NAME="$1"
+  case "$1" in
+    kafka)
+      KAFKA_LINE=4
+      KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093 KAFKA_SASL_PORT=9094
+      KAFKA_LOG_OPT="-Dlog4j2.configurationFile=$ROOT/services/kafka/4/log4j2.properties"
+      ;;
+    kafka39)
+      KAFKA_LINE=3.9
+      KAFKA_PORT=9192 KAFKA_CONTROLLER_PORT=9193 KAFKA_SASL_PORT=9194
+      KAFKA_LOG_OPT="-Dlog4j.configuration=file:$ROOT/services/kafka/3.9/log4j.properties"
+      ;;
+    *) die "unknown Kafka instance $1" ;;
+  esac
+  KAFKA_POM="$ROOT/services/kafka/$KAFKA_LINE/pom.xml"
+  [[ -f "$KAFKA_POM" ]] || die "$KAFKA_POM is missing"
+  KAFKA_VERSION="$(sed -n 's:.*<kafka\.version>\([^<]*\)</kafka\.version>.*:\1:p' "$KAFKA_POM" | head -n 1)"
+  [[ -n "$KAFKA_VERSION" ]] || die "no <kafka.version> in $KAFKA_POM"
+  # The cache key has the pom's hash: a changed dependency list fetches anew.
+  KAFKA_LIB="$CACHE_ROOT/kafka-$KAFKA_VERSION-$(sha256sum "$KAFKA_POM" | cut -c1-12)/lib"
+  KAFKA_DIR="$SERVICES_DIR/$KAFKA_NAME"
+  # Per version: a directory formatted by a newer Kafka must not be opened by an older one.
+  KAFKA_DATA="$KAFKA_DIR/data-$KAFKA_VERSION"
+  KAFKA_CONF="$KAFKA_DIR/server.properties"
+  KAFKA_LOG="$KAFKA_DIR/kafka.log"
+  KAFKA_OUT="$KAFKA_DIR/kafka.out"
+  KAFKA_PID="$SERVICES_DIR/$KAFKA_NAME.pid"
+}
 
 fetch_kafka_jars() {
   if [[ -f "$KAFKA_LIB/.complete" ]]; then
@@ -164,7 +201,7 @@ fetch_kafka_jars() {
   parent="$(dirname "$KAFKA_LIB")"
   mkdir -p "$parent"
   tmp="$(mktemp -d "$parent/lib.tmp.XXXXXX")"
-  if ! mvn -q -B -f "$ROOT/services/kafka/pom.xml" dependency:copy-dependencies \
+  if ! mvn -q -B -f "$KAFKA_POM" dependency:copy-dependencies \
       -DoutputDirectory="$tmp" >"$tmp.mvn.log" 2>&1; then
     cat "$tmp.mvn.log" >&2
     rm -rf "$tmp" "$tmp.mvn.log"
@@ -177,15 +214,31 @@ fetch_kafka_jars() {
   mv "$tmp" "$KAFKA_LIB"
 }
 
+# stop_own_kafka PID: stops a broker this script started (SIGTERM, then SIGKILL after 10 s).
+stop_own_kafka() {
+  local pid="$1"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$KAFKA_PID"
+}
+
 start_kafka() {
+  kafka_instance "$1"
   local pid=""
   pid="$(pid_alive "$KAFKA_PID" kafka.Kafka)" || { pid=""; rm -f "$KAFKA_PID"; }
+  if [[ -n "$pid" ]] && ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$KAFKA_LIB/"; then
+    log "the broker services-up started earlier (pid $pid) runs other jars than Kafka $KAFKA_VERSION's; replacing it"
+    stop_own_kafka "$pid"
+    pid=""
+    for _ in $(seq 1 50); do port_open "$KAFKA_HOST" "$KAFKA_PORT" || break; sleep 0.2; done
+  fi
 
   if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
     if [[ -n "$pid" ]]; then
-      log "Kafka started earlier by services-up (pid $pid) listens on $KAFKA_HOST:$KAFKA_PORT; reusing it"
+      log "Kafka $KAFKA_VERSION started earlier by services-up (pid $pid) listens on $KAFKA_HOST:$KAFKA_PORT; reusing it"
     else
-      log "something already listens on $KAFKA_HOST:$KAFKA_PORT; reusing it"
+      log "something already listens on $KAFKA_HOST:$KAFKA_PORT; reusing it (its version is not checked)"
     fi
     kafka_wait_ready "$pid" || die "$KAFKA_HOST:$KAFKA_PORT is taken but does not answer as a Kafka broker"
     return 0
@@ -196,40 +249,48 @@ start_kafka() {
     kafka_wait_ready "$pid" || kafka_fail "Kafka (pid $pid) did not become ready within ${KAFKA_TIMEOUT}s"
     return 0
   fi
-  if port_open "$KAFKA_HOST" "$KAFKA_CONTROLLER_PORT"; then
-    die "$KAFKA_HOST:$KAFKA_CONTROLLER_PORT (Kafka controller port) is taken by another process"
-  fi
+  local port
+  for port in "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_PORT"; do
+    if port_open "$KAFKA_HOST" "$port"; then
+      die "$KAFKA_HOST:$port (a port of this Kafka instance) is taken by another process"
+    fi
+  done
 
-  command -v java >/dev/null 2>&1 || die "java not found; Kafka $KAFKA_VERSION needs a JDK/JRE 11+ (apt-get install -y default-jdk-headless)"
-  fetch_kafka_jars
+  command -v java >/dev/null 2>&1 || die "java not found; Kafka $KAFKA_VERSION needs a JDK/JRE 17+ (apt-get install -y default-jdk-headless)"
+  [[ -f "$KAFKA_LIB/.complete" ]] || die "the Kafka $KAFKA_VERSION jars are not in $KAFKA_LIB"
 
-  sed "s#@DATA_DIR@#$KAFKA_DATA#g" "$ROOT/services/kafka/server.properties.template" >"$KAFKA_CONF"
+  mkdir -p "$KAFKA_DIR"
+  sed -e "s#@DATA_DIR@#$KAFKA_DATA#g" -e "s#@PORT@#$KAFKA_PORT#g" \
+    -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" -e "s#@SASL_PORT@#$KAFKA_SASL_PORT#g" \
+    "$ROOT/services/kafka/server.properties.template" >"$KAFKA_CONF"
 
   if [[ ! -f "$KAFKA_DATA/meta.properties" ]]; then
     local cluster_id
     # 16 random bytes, URL-safe base64 without padding: a valid Kafka Uuid.
     cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
-    log "formatting $KAFKA_DATA (cluster id $cluster_id)"
+    log "formatting $KAFKA_DATA (cluster id $cluster_id) with SCRAM-SHA-256/512 user $SCRAM_USER"
+    rm -rf "$KAFKA_DATA"
     mkdir -p "$KAFKA_DATA"
-    java -Xmx256m -cp "$KAFKA_LIB/*" \
-      -Dlog4j.configuration="file:$ROOT/services/kafka/log4j.properties" \
-      -Dkafka.logs.dir="$SERVICES_DIR" \
+    # The SASL listener's SCRAM credentials go straight into the metadata log (KRaft bootstrap
+    # records), so they exist before the broker serves its first request.
+    java -Xmx256m -cp "$KAFKA_LIB/*" "$KAFKA_LOG_OPT" -Dkafka.logs.dir="$KAFKA_DIR" \
       kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" -c "$KAFKA_CONF" \
-      >"$SERVICES_DIR/kafka-format.log" 2>&1 \
-      || { cat "$SERVICES_DIR/kafka-format.log" >&2; die "kafka StorageTool format failed"; }
+      --add-scram "SCRAM-SHA-256=[name=$SCRAM_USER,iterations=4096,password=$SCRAM_PASSWORD]" \
+      --add-scram "SCRAM-SHA-512=[name=$SCRAM_USER,iterations=4096,password=$SCRAM_PASSWORD]" \
+      >"$KAFKA_DIR/format.log" 2>&1 \
+      || { cat "$KAFKA_DIR/format.log" >&2; rm -rf "$KAFKA_DATA"; die "kafka StorageTool format failed"; }
   fi
 
   log "starting Kafka $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT (log: $KAFKA_LOG)"
   # Fresh logs per start (previous start's kept as *.prev), so a failure's tail is this run's.
-  [[ -s "$KAFKA_LOG" ]] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.prev"
-  [[ -s "$KAFKA_OUT" ]] && mv -f "$KAFKA_OUT" "$KAFKA_OUT.prev"
+  if [[ -s "$KAFKA_LOG" ]]; then mv -f "$KAFKA_LOG" "$KAFKA_LOG.prev"; fi
+  if [[ -s "$KAFKA_OUT" ]]; then mv -f "$KAFKA_OUT" "$KAFKA_OUT.prev"; fi
   : >"$KAFKA_OUT"
   # setsid: own session, so Ctrl-C in the terminal that ran us does not reach it.
   # The inner sh writes its own pid and then execs java, so the pid file is java's.
   setsid nohup sh -c 'echo $$ >"$1"; shift; exec "$@"' _ "$KAFKA_PID" \
     java -Xmx"$KAFKA_HEAP" -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
-      -Dlog4j.configuration="file:$ROOT/services/kafka/log4j.properties" \
-      -Dkafka.logs.dir="$SERVICES_DIR" \
+      "$KAFKA_LOG_OPT" -Dkafka.logs.dir="$KAFKA_DIR" \
       -cp "$KAFKA_LIB/*" kafka.Kafka "$KAFKA_CONF" \
     </dev/null >>"$KAFKA_OUT" 2>&1 &
 
@@ -245,9 +306,7 @@ start_kafka() {
   if ((rc != 0)); then
     if kill -0 "$pid" 2>/dev/null; then
       log "stopping the Kafka process this script started (pid $pid)"
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-      kill -KILL "$pid" 2>/dev/null || true
+      stop_own_kafka "$pid"
     fi
     rm -f "$KAFKA_PID"
     if ((rc == 2)); then
@@ -255,24 +314,7 @@ start_kafka() {
     fi
     kafka_fail "Kafka did not become ready within ${KAFKA_TIMEOUT}s"
   fi
-  log "Kafka ready after $((SECONDS - t0))s (pid $pid)"
-  add_scram_users
-}
-
-# SCRAM credentials for the SASL listener's tests (idempotent: re-adding replaces them).
-# One mechanism per request: the broker refuses to alter a user's credentials twice in one.
-add_scram_users() {
-  local mechanism
-  for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
-    java -Xmx256m -cp "$KAFKA_LIB/*" \
-      -Dlog4j.configuration="file:$ROOT/services/kafka/log4j.properties" \
-      -Dkafka.logs.dir="$SERVICES_DIR" \
-      kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_HOST:$KAFKA_PORT" --alter \
-      --add-config "$mechanism=[iterations=4096,password=farad-secret]" \
-      --entity-type users --entity-name farad >"$SERVICES_DIR/kafka-scram.log" 2>&1 \
-      || { cat "$SERVICES_DIR/kafka-scram.log" >&2; die "could not add the $mechanism test user"; }
-  done
-  log "SCRAM-SHA-256/512 user farad ready on $KAFKA_HOST:9094"
+  log "Kafka $KAFKA_VERSION ready after $((SECONDS - t0))s (pid $pid; SASL PLAIN/SCRAM on $KAFKA_HOST:$KAFKA_SASL_PORT)"
 }
 
 # --- Redis -----------------------------------------------------------------
@@ -309,9 +351,60 @@ start_redis() {
   die "Redis did not answer PING within 10s"
 }
 
-start_redis
-start_kafka
+# --- main ------------------------------------------------------------------
 
-echo "KAFKA_BROKERS=$KAFKA_HOST:$KAFKA_PORT"
-echo "REDIS_URL=redis://$REDIS_HOST:$REDIS_PORT"
-echo "KAFKA_SASL_BROKERS=$KAFKA_HOST:9094"
+targets=("$@")
+((${#targets[@]})) || targets=(redis kafka kafka39)
+want_redis=0
+kafkas=()
+for t in "${targets[@]}"; do
+  case "$t" in
+    redis) want_redis=1 ;;
+    kafka | kafka39) kafkas+=("$t") ;;
+    *) die "unknown service '$t' (expected kafka, kafka39 or redis)" ;;
+  esac
+done
+
+((want_redis)) && start_redis
+
+if ((${#kafkas[@]})); then
+  # Jars first, one Maven at a time (one cache, possibly several runs at once)...
+  mkdir -p "$CACHE_ROOT"
+  (
+    if command -v flock >/dev/null 2>&1; then
+      exec 9>"$CACHE_ROOT/kafka.lock"
+      flock 9
+    fi
+    for k in "${kafkas[@]}"; do
+      kafka_instance "$k"
+      # Only when this broker has to be started here: a reused one needs no jars.
+      if ! port_open "$KAFKA_HOST" "$KAFKA_PORT" || pid_alive "$KAFKA_PID" kafka.Kafka >/dev/null; then
+        fetch_kafka_jars
+      fi
+    done
+  )
+  # ...then the brokers, in parallel (each one's JVM start-up is mostly single-threaded).
+  pids=()
+  for k in "${kafkas[@]}"; do
+    start_kafka "$k" &
+    pids+=($!)
+  done
+  failed=0
+  for p in "${pids[@]}"; do
+    wait "$p" || failed=1
+  done
+  KAFKA_NAME=""
+  ((failed == 0)) || die "a Kafka broker did not start (see above)"
+fi
+
+((want_redis)) && echo "REDIS_URL=redis://$REDIS_HOST:$REDIS_PORT"
+for k in "${kafkas[@]}"; do
+  kafka_instance "$k"
+  case "$k" in
+    kafka)
+      echo "KAFKA_BROKERS=$KAFKA_HOST:$KAFKA_PORT"
+      echo "KAFKA_SASL_BROKERS=$KAFKA_HOST:$KAFKA_SASL_PORT"
+      ;;
+    kafka39) echo "KAFKA39_BROKERS=$KAFKA_HOST:$KAFKA_PORT" ;;
+  esac
+done

@@ -4,10 +4,12 @@
 //   node scripts/test.mjs                       all test/{unit,e2e,integration}/*.test.ts
 //   node scripts/test.mjs test/unit/foo.test.ts just the given files
 //
-// Servers: if KAFKA_BROKERS and REDIS_URL are both set they are used as is. Otherwise
-// scripts/services-up.sh is run (it reuses servers that already answer), both variables
-// are set for the tests, and afterwards scripts/services-down.sh stops whatever this run
-// started -- and only that.
+// Servers: if KAFKA_BROKERS and REDIS_URL are both set they are used as is (and
+// KAFKA39_BROKERS, the Kafka 3.9 broker test/integration/voter-kafka.test.ts also runs
+// against, if set; without it those cases are skipped, or fail under CI). Otherwise
+// scripts/services-up.sh is run (it reuses servers that already answer: Kafka 4.x, Kafka 3.9,
+// Redis), the variables are set for the tests, and afterwards scripts/services-down.sh stops
+// whatever this run started -- and only that.
 //
 // FARAD_TEST_NO_SERVICES=1: no servers at all, and test/integration is skipped.
 //
@@ -19,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SERVICES_DIR = path.join(ROOT, '.services');
-const SERVICES = ['kafka', 'redis'];
+const SERVICES = ['kafka', 'kafka39', 'redis'];
 const TEST_DIRS = ['test/unit', 'test/e2e', 'test/integration'];
 
 const log = (msg) => console.error(`[test] ${msg}`);
@@ -109,7 +111,7 @@ async function main() {
   if (noServices) {
     log('FARAD_TEST_NO_SERVICES set: not starting Kafka/Redis');
   } else if (env.KAFKA_BROKERS && env.REDIS_URL) {
-    log(`using KAFKA_BROKERS=${env.KAFKA_BROKERS} REDIS_URL=${env.REDIS_URL}`);
+    log(`using KAFKA_BROKERS=${env.KAFKA_BROKERS} REDIS_URL=${env.REDIS_URL} KAFKA39_BROKERS=${env.KAFKA39_BROKERS ?? '(not set)'}`);
   } else {
     const before = pidFiles();
     const up = await run('bash', [path.join(ROOT, 'scripts/services-up.sh')], {
@@ -124,6 +126,8 @@ async function main() {
     }
     env.KAFKA_BROKERS = /^KAFKA_BROKERS=(.+)$/m.exec(up.stdout)?.[1] ?? '127.0.0.1:9092';
     env.REDIS_URL = /^REDIS_URL=(.+)$/m.exec(up.stdout)?.[1] ?? 'redis://127.0.0.1:6379';
+    env.KAFKA_SASL_BROKERS = /^KAFKA_SASL_BROKERS=(.+)$/m.exec(up.stdout)?.[1] ?? '127.0.0.1:9094';
+    env.KAFKA39_BROKERS = /^KAFKA39_BROKERS=(.+)$/m.exec(up.stdout)?.[1] ?? '127.0.0.1:9192';
   }
 
   let code;

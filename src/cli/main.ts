@@ -4,6 +4,7 @@ import { environmentVariables, loadConfig, type Config } from '../config/index.j
 import { FaradError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { startService } from '../service/index.js';
+import type { App } from '../procedures/index.js';
 import { loadApp } from './load-app.js';
 import { produce } from './produce.js';
 import { snapshotCommand } from './snapshot.js';
@@ -19,9 +20,9 @@ program
   .requiredOption('--app <dir>', 'directory (or file) of the app: its default export is defineApp({...})')
   .option('--config <file>', 'YAML or JSON configuration file')
   .action(async (opts: { app: string; config?: string }) => {
-    const config = loadConfig({ file: opts.config });
-    const logger = createLogger(config.logLevel);
     const app = await loadApp(opts.app);
+    const config = loadConfig({ file: opts.config, settingNames: settingNamesOf(app) });
+    const logger = createLogger(config.log.level);
     const service = await startService(app, config, { logger });
     service.done.catch(() => {
       logger.fatal('processing stopped on an error it cannot recover from; exiting so the instance is restarted');
@@ -51,9 +52,9 @@ program
   .addOption(new Option('--token <token>', 'bearer token for --url').env('FARAD_HTTP_TOKEN'))
   .argument('[file]', "JSON-lines file, or '-' for standard input", '-')
   .action(async (file: string, opts: { app: string; type: string; config?: string; url?: string; token?: string }) => {
-    const config: Config = loadConfig({ file: opts.config });
-    const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
     const app = await loadApp(opts.app);
+    const config: Config = loadConfig({ file: opts.config, settingNames: settingNamesOf(app) });
+    const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
     await produce(app, config, { type: opts.type, input: file, url: opts.url, token: opts.token }, logger);
   });
 
@@ -72,11 +73,16 @@ for (const [action, description] of [
     .addOption(partitionsOption);
   if (action === 'restore') sub.option('--id <id>', 'snapshot id (from `farad snapshot list`)');
   sub.action(async (opts: { app: string; config?: string; partition?: number[]; id?: string }) => {
-    const config = loadConfig({ file: opts.config });
-    const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
     const app = await loadApp(opts.app);
+    const config = loadConfig({ file: opts.config, settingNames: settingNamesOf(app) });
+    const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
     await snapshotCommand(app, config, { action, partitions: opts.partition, id: opts.id }, logger, (line) => process.stdout.write(`${line}\n`));
   });
+}
+
+/** The app's setting names, so `FARAD_SETTINGS_MAX_QPS` finds `maxQPS`. */
+function settingNamesOf(app: App): string[] {
+  return Object.keys(app.spec.settings ?? {});
 }
 
 try {

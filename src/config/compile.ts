@@ -1,7 +1,7 @@
 import { heartbeatIntervalMs, rebalanceTimeoutMs } from './kafka-timing.js';
 import type { ConfigFields } from './schema.js';
 
-/** How the executor forms and retries batches. */
+/** How partition owners form and retry batches. */
 export interface ProcessingOptions {
   /** Longest time a batch stays open before it commits. */
   readonly commitIntervalMs: number;

@@ -20,7 +20,7 @@ export interface Emitted {
 
 /**
  * The `ctx` handed to handlers of one partition. One instance is reused for every event of the
- * partition (the executor moves it to each event with `moveTo`), so handling allocates nothing
+ * partition (the batch processor moves it to each event with `moveTo`), so handling allocates nothing
  * unless the handler asks for randomness or emits.
  */
 export class HandlerContext {
@@ -94,7 +94,7 @@ export class HandlerContext {
     if (!event.outputTopic) {
       throw new HandlerContractError(`emit("${alias}"): event has no output topic; add it to the app's outputs`, context);
     }
-    // The value is validated when the executor encodes it, right after the handler returns.
+    // The value is validated when the batch processor encodes it, right after the handler returns.
     this.emitted.push({ event, value, key: options?.key });
   }
 

@@ -58,7 +58,7 @@ export class PartitionState {
   private readonly schemas = new Map<string, TableSchema>();
   private undo: UndoEntry[] = [];
   private readonly committed = new Map<string, Map<Key, CommittedRow>>();
-  /** Position of the event being handled; set by the executor for error context. */
+  /** Position of the event being handled; set by the batch processor for error context. */
   readonly position: EventPosition = {};
 
   constructor(

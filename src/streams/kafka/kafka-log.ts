@@ -190,7 +190,10 @@ export class KafkaLog implements EventLog {
     await consumer.subscribe({ topics: [...options.inputTopics], fromBeginning: true });
     await consumer.run({
       autoCommit: false,
-      eachBatch: async ({ batch }) => this.owned.get(batch.partition)?.accept(batch),
+      // A batch fetched before a pending seek (a lease resuming at its committed offset) is stale.
+      eachBatch: async ({ batch, isStale }) => {
+        if (!isStale()) this.owned.get(batch.partition)?.accept(batch);
+      },
     });
   }
 
@@ -299,7 +302,7 @@ class KafkaLease implements PartitionLease {
   private producer: Producer | undefined;
   private queue: LogRecord[] = [];
   private head = 0;
-  /** Records handed to the executor since the last commit, replayed after a failed commit. */
+  /** Records handed to the owner since the last commit, replayed after a failed commit. */
   private uncommitted: LogRecord[] = [];
   /** Log end (high watermark) per input topic, as last seen by a fetch. */
   private readonly logEnd = new Map<string, number>();

@@ -94,6 +94,7 @@ export class MemoryLog implements EventLog {
   private waiters: Waiter[] = [];
   readonly follower = new MemoryFollower(this);
   memberships: MembershipPolicy[] = [];
+  private readonly issued: MemoryLease[] = [];
 
   constructor(readonly options: MemoryLogOptions) {
     for (const [topic, partitions] of Object.entries(options.topics)) {
@@ -105,7 +106,14 @@ export class MemoryLog implements EventLog {
 
   /** A lease of `partition` the test grants now (push it with `grant`, or pass it to an owner directly). */
   lease(partition: number): MemoryLease {
-    return new MemoryLease(this, partition);
+    const lease = new MemoryLease(this, partition);
+    this.issued.push(lease);
+    return lease;
+  }
+
+  /** Ends every lease this log issued (test clean-up, so no owner keeps polling). */
+  revokeAll(): void {
+    for (const lease of this.issued) lease.revoke();
   }
 
   /** Emits a lease on the observable `leases()` returned. */
@@ -299,9 +307,9 @@ export class MemoryLease implements PartitionLease {
     this.log.wake();
   }
 
-  /** Trace with runs of the same entry (idle polls) collapsed to one. */
+  /** Trace with runs of polls (idle polls) collapsed to one. */
   compactTrace(): TraceEntry[] {
-    return this.trace.filter((entry, i) => entry !== this.trace[i - 1]);
+    return this.trace.filter((entry, i) => entry !== 'poll' || this.trace[i - 1] !== 'poll');
   }
 
   async fence(): Promise<void> {
