@@ -102,15 +102,18 @@ export class PartitionHost implements PartitionDirectory, ServiceHealth {
       // A copy whose partition just became active here waits for its lease (failover from it).
       if (owner.role === 'standby' && !this.standbysWanted.has(partition) && !activeHere.has(partition)) this.remove(owner);
     }
-    this.refollow(async () => {
-      for (const partition of this.standbysWanted) {
-        if (this.owners.has(partition) || this.stopping) continue;
-        const owner = await PartitionOwner.standby(partition, this.ctx);
-        // A lease may have arrived while the snapshot loaded: it owns the partition now.
-        if (!this.owners.has(partition) && this.standbysWanted.has(partition)) this.owners.set(partition, owner);
-        else owner.close();
-      }
-    });
+    this.refollow(() => this.addStandbys());
+  }
+
+  /** Creates a standby copy (seeded from the latest snapshot) of every wanted partition not hosted here. */
+  private async addStandbys(): Promise<void> {
+    for (const partition of this.standbysWanted) {
+      if (this.owners.has(partition) || this.stopping) continue;
+      const owner = await PartitionOwner.standby(partition, this.ctx);
+      // A lease may have arrived while the snapshot loaded: it owns the partition now.
+      if (!this.owners.has(partition) && this.standbysWanted.has(partition)) this.owners.set(partition, owner);
+      else owner.close();
+    }
   }
 
   // ---- PartitionDirectory ---------------------------------------------------------------------
@@ -201,6 +204,8 @@ export class PartitionHost implements PartitionDirectory, ServiceHealth {
       this.refollow();
     } else {
       this.remove(owner);
+      // Wanted here but its lease ended before it restored anything: start a copy afresh.
+      if (this.standbysWanted.has(owner.partition)) this.refollow(() => this.addStandbys());
     }
   }
 

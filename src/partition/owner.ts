@@ -177,7 +177,7 @@ export class PartitionOwner {
           // Someone else fenced this producer. If the settled group still gives the partition
           // here, that was a stale owner: take it back now rather than leave it ownerless.
           this.ctx.logger.warn({ partition: this.partition, err: describeError(err) }, 'producer fenced; checking who owns the partition');
-          if (!(await lease.confirmOwnership())) break;
+          if (!(await lease.confirmOwnership().catch(() => false))) break;
           this.ctx.logger.warn({ partition: this.partition }, 'still the owner after being fenced: taking the partition back');
           this.transition({ role: 'fencing', lease });
           continue;

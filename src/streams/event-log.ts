@@ -51,7 +51,7 @@ export interface PartitionLease {
   /**
    * After this owner was fenced while the lease still looked live: resolves true when the
    * settled group still gives this partition to this instance (it must fence again), false
-   * when the lease ended meanwhile.
+   * when the lease ended meanwhile. Waits out rebalances and transient errors itself.
    */
   confirmOwnership(): Promise<boolean>;
 }

@@ -201,7 +201,7 @@ describe('PartitionOwner: takeover', () => {
     ]);
     const lease = log.lease(P);
     const run = owner.own(lease);
-    owner.followed([ledger.changeRecord(P, DAVE, 1) as never]); // ignored once leased
+    owner.followed([{ ...ledger.changeRecord(P, DAVE, 1), offset: 5, headers: {} }]); // ignored once leased
     await untilProcessing(owner, lease);
 
     assert.deepEqual(lease.compactTrace().slice(0, 5), ['fence', 'changelogEnd', 'readChangelog:3', 'resume', 'poll']);

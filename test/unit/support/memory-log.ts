@@ -626,11 +626,11 @@ export class RecordingObserver implements PartitionObserver {
   deadLettered(): void {}
 }
 
-/** Waits until `predicate` holds (checked every millisecond), failing after `timeoutMs` with `what`. */
-export async function waitFor(predicate: () => boolean, what: string, timeoutMs = 1000): Promise<void> {
+/** Waits until `predicate` holds (checked every millisecond), failing after `timeoutMs` with `what` (evaluated then). */
+export async function waitFor(predicate: () => boolean, what: string | (() => string), timeoutMs = 1000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
 }
