@@ -11,7 +11,7 @@ import { FaradMetrics } from '../src/metrics/index.js';
 import { compileApp, globalViews, type CompiledApp } from '../src/procedures/index.js';
 import { partitionForKey, PartitionState } from '../src/state/index.js';
 import { BatchProcessor, type LogRecord } from '../src/streams/index.js';
-import { type EventCodec } from '../src/codec/index.js';
+import { RowCodec, type EventCodec } from '../src/codec/index.js';
 import { createCodec } from '../src/service/index.js';
 import { progress, progressEvery, ratio, removeDir, round, tempDir, type BenchContext, type ScenarioReport } from './lib.js';
 import { PlainVoter } from './plain-voter.js';
@@ -27,9 +27,10 @@ const BATCH = 10_000;
 export function processorOnly(compiled: CompiledApp, catalog: EventCodec, values: readonly Buffer[], keys: readonly Buffer[], withMetrics: boolean): number {
   const globals = globalViews(compiled);
   const observer = withMetrics ? new FaradMetrics(() => []) : undefined;
+  const rows = new RowCodec(compiled.tables.values(), compiled.droppedTables);
   const processors = Array.from({ length: compiled.partitions }, (_, p) => {
     const state = new PartitionState(p, compiled.partitions, compiled.tables.values());
-    return new BatchProcessor({ app: compiled, state, catalog, globals, partitionsOf: () => compiled.partitions, observer });
+    return new BatchProcessor({ app: compiled, state, catalog, rows, globals, partitionsOf: () => compiled.partitions, observer });
   });
   const topic = compiled.inputTopics[0]!;
   const offsets = new Array<number>(compiled.partitions).fill(0);

@@ -7,6 +7,7 @@ import { AREA_CODE_STATES } from '../examples/voter/area-codes.js';
 import voter from '../examples/voter/index.js';
 import { defineApp, loadConfig } from '../src/index.js';
 import { compileApp, globalViews } from '../src/procedures/index.js';
+import { RowCodec } from '../src/codec/index.js';
 import { createCodec } from '../src/service/index.js';
 import { PartitionState } from '../src/state/index.js';
 import { BatchProcessor, type LogRecord } from '../src/streams/index.js';
@@ -59,7 +60,7 @@ export async function memory(ctx: BenchContext): Promise<ScenarioReport> {
   const report = progressEvery('memory: votes handled');
   const faradBefore = heapUsed();
   let state: PartitionState | undefined = new PartitionState(0, 1, compiled.tables.values());
-  let processor: BatchProcessor | undefined = new BatchProcessor({ app: compiled, state, catalog, globals, partitionsOf: () => 1 });
+  let processor: BatchProcessor | undefined = new BatchProcessor({ app: compiled, state, catalog, rows: new RowCodec(compiled.tables.values(), compiled.droppedTables), globals, partitionsOf: () => 1 });
   const timestamp = Date.now();
   for (let start = 0; start < n; start += BATCH) {
     const records: LogRecord[] = [];

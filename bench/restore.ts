@@ -2,7 +2,7 @@
  * restore-snapshot and restore-changelog: records per second restoring one partition of Voter
  * state (1M phones by default) — from a Redis snapshot through the function the executor uses
  * (Snapshots.loadInto: RedisSnapshotStore.load + snapshot decode), and from the changelog alone
- * (the executor's restore loop: lease.readChangelog → applyChangelogRecord) on the embedded log.
+ * (the partition owner's restore loop: lease.readChangelog → RowCodec.apply) on the embedded log.
  */
 import { performance } from 'node:perf_hooks';
 import avsc from 'avsc';
@@ -13,7 +13,7 @@ import { compileApp, type CompiledApp } from '../src/procedures/index.js';
 import { RedisSnapshotStore } from '../src/replication/index.js';
 import { Snapshots } from '../src/replication/index.js';
 import { PartitionState } from '../src/state/index.js';
-import { applyChangelogRecord, encodeChangeKey, encodeSnapshot } from '../src/codec/index.js';
+import { encodeChangeKey, encodeSnapshot, RowCodec, SCHEMA_HEADER } from '../src/codec/index.js';
 import type { OutRecord } from '../src/streams/index.js';
 import { distinctPhones } from './memory.js';
 import { progress, progressEvery, quantile, ratio, removeDir, round, tempDir, type BenchContext, type Result, type ScenarioReport } from './lib.js';
@@ -48,7 +48,8 @@ export async function restoreSnapshot(ctx: BenchContext): Promise<ScenarioReport
   let state: PartitionState | undefined = filledState(compiled, distinctPhones(n));
   const rows = rowsOf(state);
   const encodeStarted = performance.now();
-  const bytes = encodeSnapshot(state, { app: compiled.name, changelogOffset: rows, takenAt: Date.now() });
+  const codec = new RowCodec(compiled.tables.values(), compiled.droppedTables);
+  const bytes = encodeSnapshot(state, { app: compiled.name, changelogOffset: rows, takenAt: Date.now() }, codec);
   const encodeSeconds = (performance.now() - encodeStarted) / 1000;
   state = undefined;
   const store = new RedisSnapshotStore({ url: ctx.redisUrl, tls: false, keep: 2, app: compiled.name, logger });
@@ -68,7 +69,7 @@ export async function restoreSnapshot(ctx: BenchContext): Promise<ScenarioReport
       const fresh = new PartitionState(0, 1, compiled.tables.values());
       const work = async () => {
         const t0 = performance.now();
-        const offset = await new Snapshots(compiled.name, store, 0, logger).loadInto(0, fresh);
+        const offset = await new Snapshots(compiled.name, store, codec, 0, logger).loadInto(0, fresh);
         const seconds = (performance.now() - t0) / 1000;
         if (offset !== rows || rowsOf(fresh) !== rows) throw new Error(`snapshot restore gave offset ${offset} and ${rowsOf(fresh)} rows, expected ${rows}`);
         return seconds;
@@ -222,15 +223,16 @@ export async function restoreChangelog(ctx: BenchContext): Promise<ScenarioRepor
     await log.close();
     global.gc?.();
 
-    // Re-open (a cold start: the journal is indexed, nothing is cached) and restore like the executor.
+    // Re-open (a cold start: the journal is indexed, nothing is cached) and restore like a partition owner.
     const measure = async () => {
       const opened = performance.now();
       const reopened = await EmbeddedLog.open(options);
       const openSeconds = (performance.now() - opened) / 1000;
       const state = new PartitionState(0, 1, compiled.tables.values());
+      const codec = new RowCodec(compiled.tables.values(), compiled.droppedTables);
       const t0 = performance.now();
       for await (const chunk of reopened.readRange(compiled.changelogTopic, 0, 0)) {
-        for (const record of chunk) applyChangelogRecord(state, record.key, record.value);
+        for (const record of chunk) codec.apply(state, record.key, record.value, record.headers[SCHEMA_HEADER]);
       }
       const seconds = (performance.now() - t0) / 1000;
       await reopened.close();
@@ -259,10 +261,10 @@ export async function restoreChangelog(ctx: BenchContext): Promise<ScenarioRepor
       rows: [{ scenario: 'restore-changelog', eventsPerSec: round(rate), p50Ms: null, p99Ms: null, baseline: null, baselineEventsPerSec: null, ratio: null }],
       details: [
         `${n.toLocaleString('en-US')} changelog records (one per phone, no duplicates, so compaction would not shrink it) on the embedded log, one partition.`,
-        `Timed: the executor's restore loop — \`readRange\` of the changelog partition (journal reads, page cache warm) and \`applyChangelogRecord\` into an empty PartitionState; median of ${RUNS} runs (${runs.map((r) => r.seconds.toFixed(2)).join(', ')} s).`,
+        `Timed: the partition owner's restore loop — \`readRange\` of the changelog partition (journal reads, page cache warm) and \`RowCodec.apply\` into an empty PartitionState; median of ${RUNS} runs (${runs.map((r) => r.seconds.toFixed(2)).join(', ')} s).`,
         `Not timed: re-opening the embedded log (journal scan and offset index) took ${openSeconds.toFixed(2)} s more — a cold start on the embedded log pays it too; on Kafka the changelog is fetched from the broker instead.`,
       ],
-      ...(profileFile ? { profiles: [{ title: 'restore-changelog (readRange + applyChangelogRecord)', file: profileFile, heapFile }] } : {}),
+      ...(profileFile ? { profiles: [{ title: 'restore-changelog (readRange + RowCodec.apply)', file: profileFile, heapFile }] } : {}),
     };
   } finally {
     removeDir(dataDir);

@@ -101,6 +101,27 @@ export class SnapshotStoreUnavailableError extends FaradError {
   override readonly retriable = true;
 }
 
+/** The app's table schemas cannot read the state already stored; refused at start, before any input. */
+export class StateSchemaError extends FaradError {
+  readonly code = 'state_schema';
+}
+
+/** Rows were written with a table schema this app cannot resolve (a newer, incompatible version). */
+export class IncompatibleRowSchemaError extends FaradError {
+  readonly code = 'incompatible_state_schema';
+}
+
+/** Rows name a table schema this instance has not loaded yet: the registry is read again and the read retried. */
+export class UnknownRowSchemaError extends FaradError {
+  readonly code = 'unknown_state_schema';
+  override readonly retriable = true;
+}
+
+/** A table's declared migration failed or returned a row of the wrong shape. */
+export class MigrationError extends FaradError {
+  readonly code = 'migration';
+}
+
 /** True when retrying the failed operation may help: typed errors say so; unknown ones are assumed transient. */
 export function isRetriable(err: unknown): boolean {
   if (err instanceof FaradError) return err.retriable;

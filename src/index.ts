@@ -12,6 +12,7 @@ export {
   type ProcedureContext,
   type QueryContext,
   type Table,
+  type TableMigration,
   type ReadonlyTable,
   type ScanOptions,
   type EmitOptions,

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { environmentVariables, loadConfig, type Config } from '../config/index.js';
+import { dataDirError, environmentVariables, loadConfig, type Config } from '../config/index.js';
 import { FaradError } from '../errors.js';
-import { createLogger } from '../log.js';
+import { createLogger, type Logger } from '../log.js';
 import { startService } from '../service/index.js';
 import type { App } from '../procedures/index.js';
 import { loadApp } from './load-app.js';
@@ -23,7 +23,7 @@ program
     const app = await loadApp(opts.app);
     const config = loadConfig({ file: opts.config, settingNames: settingNamesOf(app) });
     const logger = createLogger(config.log.level);
-    const service = await startService(app, config, { logger });
+    const service = await startService(app, config, { logger }).catch(explained(config));
     service.done.catch(() => {
       logger.fatal('processing stopped on an error it cannot recover from; exiting so the instance is restarted');
       void service.stop().finally(() => process.exit(1));
@@ -55,7 +55,8 @@ program
     const app = await loadApp(opts.app);
     const config: Config = loadConfig({ file: opts.config, settingNames: settingNamesOf(app) });
     const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-    await produce(app, config, { type: opts.type, input: file, url: opts.url, token: opts.token }, logger);
+    logWarnings(config, logger);
+    await produce(app, config, { type: opts.type, input: file, url: opts.url, token: opts.token }, logger).catch(explained(config));
   });
 
 const snapshot = program.command('snapshot').description('list, take and restore partition snapshots in Redis (needs redis.url / FARAD_REDIS_URL)');
@@ -76,8 +77,24 @@ for (const [action, description] of [
     const app = await loadApp(opts.app);
     const config = loadConfig({ file: opts.config, settingNames: settingNamesOf(app) });
     const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-    await snapshotCommand(app, config, { action, partitions: opts.partition, id: opts.id }, logger, (line) => process.stdout.write(`${line}\n`));
+    logWarnings(config, logger);
+    await snapshotCommand(app, config, { action, partitions: opts.partition, id: opts.id }, logger, (line) => process.stdout.write(`${line}\n`)).catch(explained(config));
   });
+}
+
+/**
+ * Re-throws a start-up failure the OS reported about a setting (a data directory that is a file,
+ * say) as a ConfigError naming the setting and its source, so it ends as one line, exit status 2.
+ */
+function explained(config: Config): (err: unknown) => never {
+  return (err) => {
+    throw dataDirError(err, config) ?? err;
+  };
+}
+
+/** `run` logs the config's warnings when it starts the service; the other commands log them here. */
+function logWarnings(config: Config, logger: Logger): void {
+  for (const warning of config.warnings) logger.warn({ warning }, 'setting has no effect');
 }
 
 /** The app's setting names, so `FARAD_SETTINGS_MAX_QPS` finds `maxQPS`. */
@@ -88,6 +105,8 @@ function settingNamesOf(app: App): string[] {
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
+  // Start-up and command errors farad understands (config, app, data directory, address) are
+  // one line and exit status 2; anything else is a bug, reported with its stack.
   if (err instanceof FaradError) {
     process.stderr.write(`farad: ${err.message}\n`);
     process.exit(2);

@@ -4,8 +4,8 @@ import type { Logger } from '../log.js';
 import { restorePartition } from '../partition/index.js';
 import { compileApp, type App, type CompiledApp } from '../procedures/index.js';
 import { createSnapshotStore, Snapshots, type SnapshotStore } from '../replication/index.js';
-import { openTransport } from '../service/index.js';
-import { encodeSnapshot } from '../codec/index.js';
+import { loadTableSchemas, openTransport, schemaTopicOf } from '../service/index.js';
+import { encodeSnapshot, type RowCodec } from '../codec/index.js';
 import type { PartitionState } from '../state/index.js';
 import type { EventLog } from '../streams/index.js';
 
@@ -26,9 +26,12 @@ export async function snapshotCommand(app: App, config: Config, command: Snapsho
     if (command.action === 'list') return await list(store, command.partitions, out);
     const log = await openTransport(compiled, config, logger);
     try {
+      await log.ensureTopics([schemaTopicOf(compiled)]);
+      const { rows } = await loadTableSchemas(compiled, log, logger);
+      const snapshots = new Snapshots(compiled.name, store, rows, 0, logger);
       for (const partition of partitions) {
-        if (command.action === 'take') await take(compiled, log, store, partition, logger, out);
-        else await restore(compiled, log, store, partition, command.id, logger, out);
+        if (command.action === 'take') await take(compiled, log, snapshots, store, rows, partition, logger, out);
+        else await restore(compiled, log, snapshots, store, rows, partition, command.id, logger, out);
       }
     } finally {
       await log.close();
@@ -53,7 +56,17 @@ async function list(store: SnapshotStore, partitions: number[] | undefined, out:
  * Rebuilds a partition the way its owner restores it at a takeover (restorePartition): the
  * current (or the named) snapshot, then the changelog after it, with progress.
  */
-async function rebuild(app: CompiledApp, log: EventLog, store: SnapshotStore, partition: number, id: string | undefined, logger: Logger, out: (line: string) => void): Promise<{ state: PartitionState; offset: number; fromSnapshot: number; seconds: number }> {
+async function rebuild(
+  app: CompiledApp,
+  log: EventLog,
+  snapshots: Snapshots,
+  store: SnapshotStore,
+  rows: RowCodec,
+  partition: number,
+  id: string | undefined,
+  logger: Logger,
+  out: (line: string) => void,
+): Promise<{ state: PartitionState; offset: number; fromSnapshot: number; seconds: number }> {
   if (id && !(await store.list(partition)).some((i) => i.id === id)) {
     throw new TransportError(`partition ${partition} has no snapshot ${id} (see: farad snapshot list)`, { partition });
   }
@@ -63,7 +76,8 @@ async function rebuild(app: CompiledApp, log: EventLog, store: SnapshotStore, pa
     partition,
     end: await log.endOffset(app.changelogTopic, partition),
     readChangelog: (from) => log.readRange(app.changelogTopic, partition, from),
-    snapshots: new Snapshots(app.name, store, 0, logger),
+    rows,
+    snapshots,
     snapshotId: id,
     logger,
     onProgress: (done) => {
@@ -75,17 +89,27 @@ async function rebuild(app: CompiledApp, log: EventLog, store: SnapshotStore, pa
   return { state: restored.copy.state, offset: restored.copy.offset, fromSnapshot: restored.fromOffset, seconds: restored.seconds };
 }
 
-async function take(app: CompiledApp, log: EventLog, store: SnapshotStore, partition: number, logger: Logger, out: (line: string) => void): Promise<void> {
-  const { state, offset, seconds } = await rebuild(app, log, store, partition, undefined, logger, out);
+async function take(app: CompiledApp, log: EventLog, snapshots: Snapshots, store: SnapshotStore, codec: RowCodec, partition: number, logger: Logger, out: (line: string) => void): Promise<void> {
+  const { state, offset, seconds } = await rebuild(app, log, snapshots, store, codec, partition, undefined, logger, out);
   const takenAt = Date.now();
-  const bytes = encodeSnapshot(state, { app: app.name, changelogOffset: offset, takenAt });
+  const bytes = encodeSnapshot(state, { app: app.name, changelogOffset: offset, takenAt }, codec);
   const rows = [...state.sizes().values()].reduce((a, b) => a + b, 0);
   const id = await store.save(partition, bytes, { partition, changelogOffset: offset, takenAt, rows });
   out(`partition ${partition}: snapshot ${id} at changelog offset ${offset}, ${rows} rows, ${bytes.length} bytes (${seconds.toFixed(2)} s)`);
 }
 
-async function restore(app: CompiledApp, log: EventLog, store: SnapshotStore, partition: number, id: string | undefined, logger: Logger, out: (line: string) => void): Promise<void> {
-  const { state, offset, fromSnapshot, seconds } = await rebuild(app, log, store, partition, id, logger, out);
+async function restore(
+  app: CompiledApp,
+  log: EventLog,
+  snapshots: Snapshots,
+  store: SnapshotStore,
+  codec: RowCodec,
+  partition: number,
+  id: string | undefined,
+  logger: Logger,
+  out: (line: string) => void,
+): Promise<void> {
+  const { state, offset, fromSnapshot, seconds } = await rebuild(app, log, snapshots, store, codec, partition, id, logger, out);
   const rows = [...state.sizes().values()].reduce((a, b) => a + b, 0);
   out(`partition ${partition}: restored ${rows} rows from snapshot (offset ${fromSnapshot}) + ${offset - fromSnapshot} changelog records in ${seconds.toFixed(2)} s`);
   if (id) {

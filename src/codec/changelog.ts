@@ -1,11 +1,16 @@
-import { CorruptDataError } from '../errors.js';
-import type { PartitionState, RowChange, TableSchema } from '../state/index.js';
-import type { Key } from '../state/index.js';
+import type { Type } from 'avsc';
+import { CorruptDataError, IncompatibleRowSchemaError, MigrationError, UnknownRowSchemaError } from '../errors.js';
+import type { Key, PartitionState, RowChange } from '../state/index.js';
+import { incompatibility, SchemaBook, schemaFingerprint, type RegisteredSchema } from './evolution.js';
 
 /**
  * Changelog records: key = UTF-8 JSON `[table, key]` (unique per row, so log compaction keeps the
- * latest value of each row); value = the row's Avro binary, or null for a deleted row.
+ * latest value of each row); value = the row's Avro binary, or null for a deleted row; header
+ * `farad.schema` = the fingerprint of the table schema that wrote it (absent on rows written
+ * before farad versioned them, which count as the table's first registered schema).
  */
+export const SCHEMA_HEADER = 'farad.schema';
+
 export function encodeChangeKey(table: string, key: Key): Buffer {
   return Buffer.from(JSON.stringify([table, key]));
 }
@@ -23,27 +28,285 @@ export function decodeChangeKey(bytes: Buffer): { table: string; key: Key } {
   return { table: parsed[0], key: parsed[1] as Key };
 }
 
-export function encodeRowValue(schema: TableSchema, value: unknown): Buffer | null {
-  return value === undefined ? null : schema.valueType.toBuffer(value);
+/** What the row codec needs to know of a table (a CompiledTable has it). */
+export interface TableShape {
+  readonly name: string;
+  readonly valueType: Type;
+  readonly formerly: readonly string[];
+  readonly migrate?: { readonly fromVersion: number; up(oldRow: unknown): unknown } | undefined;
 }
 
-/** Encodes a batch's row changes as changelog key/value pairs. */
-export function encodeChanges(state: PartitionState, changes: readonly RowChange[]): Array<{ key: Buffer; value: Buffer | null }> {
-  return changes.map((change) => ({
-    key: encodeChangeKey(change.table, change.key),
-    value: encodeRowValue(state.schemaOf(change.table), change.value),
-  }));
+/** A changelog record as the codec writes it. */
+export interface EncodedChange {
+  readonly key: Buffer;
+  readonly value: Buffer | null;
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
-/** Applies one changelog record to a partition being restored. */
-export function applyChangelogRecord(state: PartitionState, key: Buffer | null, value: Buffer | null): void {
-  if (key === null) throw new CorruptDataError('changelog record without a key');
-  const row = decodeChangeKey(key);
-  let schema: TableSchema;
-  try {
-    schema = state.schemaOf(row.table);
-  } catch {
-    return; // the app no longer has this table
+interface CurrentTable {
+  readonly shape: TableShape;
+  readonly fingerprint: string;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+type Decoder = (bytes: Buffer) => unknown;
+
+/**
+ * Where `RowCodec.apply` filed a row: into the table it names (`current`), into the table that
+ * was formerly called so (`renamed`), nowhere because the app dropped its table (`dropped`), or
+ * nowhere because the table belongs to another version of the app (`foreign`: a table a newer
+ * version added, met while old and new instances run side by side; such rows stay where they are).
+ */
+export type RowFate = 'current' | 'renamed' | 'dropped' | 'foreign';
+
+/** True for rows a takeover moves off the changelog name they were filed under. */
+export function isMovedRow(fate: RowFate): boolean {
+  return fate === 'renamed' || fate === 'dropped';
+}
+
+/**
+ * Encodes rows with the current table schemas, and decodes rows of any registered schema into
+ * them: Avro resolution (added fields with defaults, removed fields, promotions, aliases), a
+ * declared migration for versions it covers, former table names into their current table, and
+ * dropped tables skipped. Used by batches, restore, standby copies and snapshots alike.
+ */
+export class RowCodec {
+  private readonly current = new Map<string, CurrentTable>();
+  /** Former table name → current name. */
+  private readonly renamed = new Map<string, string>();
+  private readonly decoders = new Map<string, Decoder>();
+  /** Tables of another app version whose rows made this codec read the registry again. */
+  private readonly checkedForeign = new Set<string>();
+
+  constructor(
+    tables: Iterable<TableShape>,
+    private readonly dropped: ReadonlySet<string> = new Set(),
+    private book: SchemaBook = new SchemaBook(),
+  ) {
+    for (const shape of tables) {
+      const fingerprint = schemaFingerprint(shape.valueType);
+      this.current.set(shape.name, { shape, fingerprint, headers: Object.freeze({ [SCHEMA_HEADER]: fingerprint }) });
+      for (const old of shape.formerly) this.renamed.set(old, shape.name);
+    }
   }
-  state.applyRestored(row.table, row.key, value === null ? undefined : schema.valueType.fromBuffer(value));
+
+  /** Uses a newer view of the registry (another instance registered a schema). */
+  updateBook(book: SchemaBook): void {
+    this.book = book;
+    this.decoders.clear();
+  }
+
+  /** The fingerprint rows of `table` are written with now. */
+  fingerprintOf(table: string): string | undefined {
+    return this.current.get(table)?.fingerprint;
+  }
+
+  /** A batch's row changes as changelog records. */
+  encodeChanges(changes: readonly RowChange[]): EncodedChange[] {
+    return changes.map((change) => {
+      const table = this.current.get(change.table);
+      if (!table) throw new CorruptDataError(`no table "${change.table}"`, { table: change.table });
+      const key = encodeChangeKey(change.table, change.key);
+      if (change.value === undefined) return { key, value: null };
+      return { key, value: table.shape.valueType.toBuffer(change.value), headers: table.headers };
+    });
+  }
+
+  /** Encodes one row value with its table's current schema (snapshots). */
+  encodeValue(table: string, value: unknown): Buffer {
+    const current = this.current.get(table);
+    if (!current) throw new CorruptDataError(`no table "${table}"`, { table });
+    return current.shape.valueType.toBuffer(value);
+  }
+
+  /**
+   * Applies one changelog record (restore, standby copy, snapshot row) to a partition's state.
+   * Rows of dropped tables are skipped, and so are rows of tables another version of the app
+   * declares — unless that version renamed one of this app's tables, which this app cannot
+   * follow (IncompatibleRowSchemaError). Returns where the row was filed.
+   */
+  apply(state: PartitionState, key: Buffer | null, value: Buffer | null, fingerprint: string | undefined): RowFate {
+    if (key === null) throw new CorruptDataError('changelog record without a key');
+    const row = decodeChangeKey(key);
+    const table = this.tableFor(row.table);
+    if (table === undefined) return this.dropped.has(row.table) ? 'dropped' : this.foreign(row.table);
+    state.applyRestored(table, row.key, value === null ? undefined : this.decoder(row.table, table, fingerprint)(value));
+    return table === row.table ? 'current' : 'renamed';
+  }
+
+  /** A table this app does not know: first read the registry again, then refuse it if it replaced one of ours. */
+  private foreign(name: string): RowFate {
+    if (!this.checkedForeign.has(name)) {
+      this.checkedForeign.add(name);
+      throw new UnknownRowSchemaError(`rows of table "${name}", which this app does not declare: reading the table schema registry again`, { table: name });
+    }
+    const renamed = this.renamedAway(name);
+    if (renamed !== undefined) {
+      throw new IncompatibleRowSchemaError(
+        `table "${renamed}" was renamed to "${name}" by a newer version of the app; this instance cannot follow its rows. Finish the rollout: stop the instances of the old version`,
+        { table: renamed },
+      );
+    }
+    return 'foreign';
+  }
+
+  /** The table of this app that a registered (newer) table `name` says it formerly was, if any. */
+  private renamedAway(name: string): string | undefined {
+    for (const old of this.book.formerNamesOf(name)) if (this.current.has(old)) return old;
+    return undefined;
+  }
+
+  /**
+   * Every way the registered schemas disagree with the app, worded for a refusal at start: a
+   * registered table the app neither has, renamed nor dropped; a table version Avro cannot
+   * resolve and no migration covers; a migration naming a version that does not exist.
+   */
+  refusals(app: string): string[] {
+    const out: string[] = [];
+    for (const name of this.book.tables()) {
+      const renamed = this.tableFor(name) === undefined ? this.renamedAway(name) : undefined;
+      if (renamed !== undefined) {
+        out.push(`app "${app}": table "${renamed}" was renamed to "${name}" by a newer version of the app; this version cannot run beside it or on its state. Deploy the version that declares "${name}"`);
+        continue;
+      }
+      if (this.tableFor(name) === undefined && !this.dropped.has(name)) {
+        out.push(
+          `app "${app}": table "${name}" holds state (schema version ${this.book.versions(name).length} registered) but the app no longer declares it; ` +
+            `declare droppedTables: ['${name}'] to delete its rows, or formerly: '${name}' on the table that replaces it`,
+        );
+      }
+    }
+    for (const [name, { shape }] of this.current) {
+      const lineage = this.lineage(name);
+      const migrate = shape.migrate;
+      const currentVersion = lineage.find((e) => e.fingerprint === this.current.get(name)!.fingerprint)?.version;
+      if (migrate && currentVersion !== undefined && migrate.fromVersion >= currentVersion) {
+        out.push(`app "${app}": table "${name}": migrate.fromVersion ${migrate.fromVersion} covers the app's own schema (version ${currentVersion}); name the last older version whose rows need the migration`);
+        continue;
+      }
+      if (migrate && migrate.fromVersion > lineage.length) {
+        out.push(`app "${app}": table "${name}": migrate.fromVersion is ${migrate.fromVersion} but only ${lineage.length} schema version(s) are registered; name the last version whose rows need the migration`);
+        continue;
+      }
+      for (const entry of lineage) {
+        if (migrate && entry.version <= migrate.fromVersion) {
+          const target = lineage[migrate.fromVersion - 1]!;
+          const step = incompatibility(entry.type, target.type);
+          if (step) out.push(`app "${app}": table "${name}": rows of schema version ${entry.version} cannot be read as version ${target.version} for migrate.up: ${describeIncompatibility(step)}; raise migrate.fromVersion to ${entry.version}`);
+          continue;
+        }
+        const problem = incompatibility(entry.type, shape.valueType);
+        if (problem) {
+          out.push(
+            `app "${app}": table "${name}": ${describeIncompatibility(problem)} (stored rows use schema version ${entry.version}); ` +
+              `Avro cannot convert them. Make the change compatible (a new field needs a default; types may only widen, e.g. int to long) ` +
+              `or declare migrate: { fromVersion: ${entry.version}, up(oldRow) { return /* a row of the new schema */ } } on the table`,
+          );
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * This app's registered tables that a snapshot holding `tables` knows under no name: it was
+   * written by a version without them (an older instance during a rolling update), so rows they
+   * had by its offset would be missing from it.
+   */
+  tablesMissingFrom(tables: ReadonlySet<string>): string[] {
+    const missing: string[] = [];
+    for (const [name, { shape }] of this.current) {
+      if (this.lineage(name).length === 0) continue;
+      if (tables.has(name) || shape.formerly.some((old) => tables.has(old))) continue;
+      missing.push(name);
+    }
+    return missing;
+  }
+
+  /** The current table that rows filed under `name` belong to, if any. */
+  tableFor(name: string): string | undefined {
+    if (this.current.has(name)) return name;
+    return this.renamed.get(name);
+  }
+
+  /** True for rows the app has let go of (a dropped table). */
+  isDropped(name: string): boolean {
+    return this.dropped.has(name);
+  }
+
+  /**
+   * Every schema a table's rows may have been written with, numbered as `migrate.fromVersion`
+   * counts: its former names' registrations first, then its own, in registration order.
+   */
+  lineage(table: string): RegisteredSchema[] {
+    const shape = this.current.get(table)?.shape;
+    if (!shape) return [];
+    const seen = new Set<string>();
+    const out: RegisteredSchema[] = [];
+    for (const name of [...shape.formerly, table]) {
+      for (const entry of this.book.versions(name)) {
+        if (seen.has(entry.fingerprint)) continue;
+        seen.add(entry.fingerprint);
+        out.push({ ...entry, version: out.length + 1 });
+      }
+    }
+    return out;
+  }
+
+  private decoder(filedUnder: string, table: string, fingerprint: string | undefined): Decoder {
+    const cacheKey = `${filedUnder}\u0000${fingerprint ?? ''}`;
+    let decode = this.decoders.get(cacheKey);
+    if (!decode) {
+      decode = this.makeDecoder(filedUnder, table, fingerprint);
+      this.decoders.set(cacheKey, decode);
+    }
+    return decode;
+  }
+
+  private makeDecoder(filedUnder: string, tableName: string, fingerprint: string | undefined): Decoder {
+    const table = this.current.get(tableName)!;
+    const reader = table.shape.valueType;
+    const migrate = table.shape.migrate;
+    const lineage = this.lineage(tableName);
+    // The current schema reads its own rows (a registry may not list it yet: tools, tests).
+    if (fingerprint === table.fingerprint) return (bytes) => reader.fromBuffer(bytes);
+    // Rows from before versioning were written by the table's first registered schema.
+    const writer = fingerprint === undefined ? lineage[0] : lineage.find((e) => e.fingerprint === fingerprint);
+    if (fingerprint === undefined && writer === undefined) return (bytes) => reader.fromBuffer(bytes);
+    if (writer === undefined) {
+      throw new UnknownRowSchemaError(
+        `rows of table "${filedUnder}" were written with schema ${fingerprint}, which this instance has not seen registered yet`,
+        { table: tableName },
+      );
+    }
+    if (migrate && writer.version <= migrate.fromVersion) {
+      const target = lineage[migrate.fromVersion - 1];
+      if (!target) throw new MigrationError(`table "${tableName}": migrate.fromVersion ${migrate.fromVersion} is not a registered version (there are ${lineage.length})`, { table: tableName });
+      const resolver = target === writer ? undefined : target.type.createResolver(writer.type);
+      return (bytes) => {
+        const old = resolver ? target.type.fromBuffer(bytes, resolver) : target.type.fromBuffer(bytes);
+        const row = migrate.up(old);
+        if (!reader.isValid(row)) {
+          throw new MigrationError(`table "${tableName}": migrate.up returned a row that does not match the current schema (from version ${writer.version})`, { table: tableName });
+        }
+        return row;
+      };
+    }
+    const problem = incompatibility(writer.type, reader);
+    if (problem) {
+      throw new IncompatibleRowSchemaError(
+        `table "${tableName}": rows of schema version ${writer.version} cannot be read with this app's schema: ${describeIncompatibility(problem)}`,
+        { table: tableName, ...(problem.field ? { field: problem.field } : {}) },
+      );
+    }
+    const resolver = reader.createResolver(writer.type);
+    return (bytes) => reader.fromBuffer(bytes, resolver);
+  }
+}
+
+/** `field "balance" was int, is now string` — the wording of refusals. */
+export function describeIncompatibility(problem: { field: string; from: string; to: string }): string {
+  const where = problem.field ? `field "${problem.field}"` : 'the value';
+  if (problem.from === 'absent') return `${where} is new (${problem.to}), so old rows have no value for it`;
+  return `${where} was ${problem.from} and is now ${problem.to}`;
 }

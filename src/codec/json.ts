@@ -6,6 +6,10 @@
  * and cached, so ingest does one pass over the JSON with no schema interpretation.
  *
  * Mapping (close to Avro's JSON encoding, but unions may also be bare values):
+ * - `string`: well-formed Unicode text. A lone surrogate (`"\ud800"` not followed by a low
+ *   surrogate, or a stray low one) is an error: UTF-8 cannot encode it, so the log would hold
+ *   U+FFFD instead and the handler, the partition key and the row keys would all differ from
+ *   what was acknowledged. Map keys are checked too.
  * - `int`: integer in the int32 range; `long`: safe integer, or a decimal string of one (JSON
  *   clients that cannot send 64-bit numbers send strings). Longs stay JS numbers (avsc default).
  * - `float`/`double`: any JSON number.
@@ -56,7 +60,14 @@ function throwValidation(message: string, field: string | undefined, eventType: 
  */
 class Problem {
   readonly path: Array<string | number> = [];
-  constructor(readonly detail: string) {}
+  /**
+   * @param decisive no union branch can accept the value either (a lone surrogate: every branch
+   *   that could take the text converts it), so branch trials report this problem as is.
+   */
+  constructor(
+    readonly detail: string,
+    readonly decisive = false,
+  ) {}
 }
 
 function mismatch(expected: string, got: unknown): Problem {
@@ -75,6 +86,20 @@ const INT_MIN = -2147483648;
 const INT_MAX = 2147483647;
 const DECIMAL = /^-?\d{1,16}$/;
 const NON_LATIN1 = /[^\u0000-\u00ff]/;
+/** With the `u` flag, a surrogate pair is one code point: only lone surrogates match. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/** Why `text` cannot be encoded as UTF-8 (it holds a lone surrogate), or undefined when it can. */
+function loneSurrogate(text: string): string | undefined {
+  const found = LONE_SURROGATE.exec(text);
+  if (found === null) return undefined;
+  const unit = found[0].charCodeAt(0).toString(16).toUpperCase();
+  return `holds a lone surrogate (U+${unit} at index ${found.index}), which is not Unicode text and cannot be encoded as UTF-8; send well-formed text`;
+}
+
+function notUnicode(text: string): Problem {
+  return new Problem(`string ${describeValue(text).slice('string '.length)} ${loneSurrogate(text)!}`, true);
+}
 
 function isObject(json: unknown): json is Record<string, unknown> {
   return typeof json === 'object' && json !== null && !Array.isArray(json);
@@ -146,8 +171,9 @@ function buildFrom(type: Type): Converter {
     }
     case 'string':
       return (json) => {
-        if (typeof json === 'string') return json;
-        throw mismatch('string', json);
+        if (typeof json !== 'string') throw mismatch('string', json);
+        if (LONE_SURROGATE.test(json)) throw notUnicode(json);
+        return json;
       };
     case 'bytes':
       return (json) => {
@@ -194,6 +220,11 @@ function buildFrom(type: Type): Converter {
         const out: Record<string, unknown> = {};
         for (const key in json) {
           if (!hasOwn.call(json, key)) continue;
+          if (LONE_SURROGATE.test(key)) {
+            const problem = new Problem(`map key ${notUnicode(key).detail}`, true);
+            problem.path.push(key);
+            throw problem;
+          }
           try {
             setOwn(out, key, values(json[key]));
           } catch (err) {
@@ -294,7 +325,7 @@ function unionFrom(type: types.UnwrappedUnionType | types.WrappedUnionType): Con
         }
         matches.push(b.name);
       } catch (err) {
-        if (!(err instanceof Problem)) throw err;
+        if (!(err instanceof Problem) || err.decisive) throw err;
       }
     }
     if (matches.length === 1) return wrap(match!, value);
@@ -320,7 +351,7 @@ function unionFrom(type: types.UnwrappedUnionType | types.WrappedUnionType): Con
       const v = b.convert(inner);
       return b.name === 'null' ? null : wrap(b, v);
     } catch (wrappedErr) {
-      if (!(wrappedErr instanceof Problem)) throw wrappedErr;
+      if (!(wrappedErr instanceof Problem) || wrappedErr.decisive) throw wrappedErr;
       try {
         return bare(json);
       } catch {

@@ -56,10 +56,30 @@ export interface ReplicationOptions {
   readonly sessionTimeoutMs: number;
 }
 
+/** Retention of the embedded log's topics, its changelog compaction and segment size (the embedded log's RetentionOptions). */
+export interface RetentionOptions {
+  /** Newest bytes kept per topic (all partitions). */
+  readonly bytes: number;
+  /** Records younger than this are kept. */
+  readonly ms: number;
+  /** Per-topic overrides. */
+  readonly topics: Readonly<Record<string, Readonly<{ bytes?: number | undefined; ms?: number | undefined }>>>;
+  /** How long a changelog delete marker stays. */
+  readonly tombstoneMs: number;
+  readonly segmentBytes: number;
+  /** How often retention by time and the group's progress are looked at, besides after every roll. */
+  readonly checkIntervalMs: number;
+}
+
 /** The embedded (single node) log. */
 export interface EmbeddedOptions {
   readonly dataDir: string;
+  /** Retention, compaction and segment size of the journal. */
+  readonly retention: RetentionOptions;
 }
+
+/** How often the embedded log looks at retention by time and the group's progress, besides after every segment roll. */
+const RETENTION_CHECK_MS = 10_000;
 
 /** The HTTP API: address, bearer token, body limit. */
 export type HttpOptions = Readonly<ConfigFields['http']>;
@@ -85,6 +105,12 @@ export interface CompiledOptions {
   readonly log: LogOptions;
   /** Settings that were set but have no effect here: each names the field, its source and the fix. Log them at start. */
   readonly warnings: readonly string[];
+  /**
+   * Where each explicitly set field came from, by path (`http.port` → `environment variable
+   * FARAD_HTTP_PORT`, `config file x.yaml`, `overrides`); fields left at their default are absent.
+   * For messages that name a setting (see `settingSource`).
+   */
+  readonly sources: Readonly<Record<string, string>>;
 }
 
 /**
@@ -94,7 +120,7 @@ export interface CompiledOptions {
 export type Config = ConfigFields & CompiledOptions;
 
 /** Adds the component slices to validated fields. Pure: the same fields give the same config. */
-export function compileConfig(fields: ConfigFields, warnings: readonly string[]): Config {
+export function compileConfig(fields: ConfigFields, warnings: readonly string[], sources: Readonly<Record<string, string>> = {}): Config {
   const { kafka } = fields;
   const compiled: CompiledOptions = {
     processing: freeze({ commitIntervalMs: fields.commitIntervalMs, maxBatchRecords: fields.maxBatchRecords, retryBackoffMs: fields.retryBackoffMs }),
@@ -115,9 +141,20 @@ export function compileConfig(fields: ConfigFields, warnings: readonly string[])
       snapshotIntervalMs: fields.snapshotIntervalMs,
       sessionTimeoutMs: fields.sessionTimeoutMs,
     }),
-    embedded: freeze({ dataDir: fields.dataDir }),
+    embedded: freeze({
+      dataDir: fields.dataDir,
+      retention: freeze({
+        bytes: fields.retention.bytes,
+        ms: fields.retention.ms,
+        topics: freeze(Object.fromEntries(Object.entries(fields.retention.topics).map(([topic, r]) => [topic, freeze({ ...r })]))),
+        tombstoneMs: fields.retention.tombstoneMs,
+        segmentBytes: fields.retention.segmentBytes,
+        checkIntervalMs: RETENTION_CHECK_MS,
+      }),
+    }),
     log: freeze({ level: fields.logLevel }),
     warnings: freeze([...warnings]),
+    sources: freeze({ ...sources }),
   };
   return { ...fields, ...compiled };
 }

@@ -15,6 +15,25 @@ export interface ConfigField {
   readonly defaultValue: unknown;
   /** How the table shows a default that is not a constant (the host name, the app's own). */
   readonly shownDefault: string | undefined;
+  /** For `number` fields: whether only integers are valid, and the bounds (undefined: none). */
+  readonly range?: NumberRange;
+}
+
+/** The values a `number` field takes, as its zod schema says. */
+export interface NumberRange {
+  readonly integer: boolean;
+  readonly min: number | undefined;
+  readonly max: number | undefined;
+}
+
+/** `an integer from 0 to 65535`, `an integer of at least 1`, `a number`: what to write. */
+export function describeRange(range: NumberRange): string {
+  const what = range.integer ? 'an integer' : 'a number';
+  const { min, max } = range;
+  if (min !== undefined && max !== undefined) return `${what} from ${min} to ${max}`;
+  if (min !== undefined) return `${what} of at least ${min}`;
+  if (max !== undefined) return `${what} of at most ${max}`;
+  return what;
 }
 
 type AnySchema = z.core.$ZodType;
@@ -53,7 +72,17 @@ function walk(schema: AnySchema, path: readonly string[], out: ConfigField[]): v
     description: meta.description ?? '',
     defaultValue,
     shownDefault: meta.shownDefault,
+    ...(def.type === 'number' ? { range: rangeOf(inner) } : {}),
   });
+}
+
+/** zod's `.int()` alone bounds a number to the safe integers: such bounds are not shown. */
+const UNBOUNDED = Number.MAX_SAFE_INTEGER;
+
+function rangeOf(schema: AnySchema): NumberRange {
+  const number = schema as unknown as { isInt?: boolean; minValue?: number | null; maxValue?: number | null };
+  const bound = (value: number | null | undefined): number | undefined => (value === null || value === undefined || Math.abs(value) >= UNBOUNDED ? undefined : value);
+  return { integer: number.isInt === true, min: bound(number.minValue), max: bound(number.maxValue) };
 }
 
 function kindOf(def: { type: string; element?: AnySchema }, path: readonly string[]): FieldKind {

@@ -34,6 +34,12 @@ const RULES: readonly NoEffectRule[] = [
   },
   {
     when: (c) => c.transport === 'kafka',
+    covers: (path) => path.startsWith('retention.'),
+    because: (it) => `only the embedded log reads ${it} (set retention on the Kafka topics with the broker's tools)`,
+    orElse: `set transport: embedded (${envNameOf('transport')}=embedded)`,
+  },
+  {
+    when: (c) => c.transport === 'kafka',
     covers: (path) => path === 'dataDir',
     because: () => "the kafka transport keeps no log files (this is the embedded log's directory)",
     orElse: `set transport: embedded (${envNameOf('transport')}=embedded)`,
@@ -85,7 +91,7 @@ function refuseContradictions(config: ConfigFields, sources: Sources): void {
   if (config.transport === 'embedded' && config.replicas > 0 && replicasFrom !== undefined) {
     const transportFrom = sources.explicit('transport') ?? 'the default';
     throw new ConfigError(
-      `invalid configuration:\n  replicas: ${config.replicas} [from ${replicasFrom}] asks for standby copies, but transport: embedded [from ${transportFrom}] ` +
+      `invalid configuration: replicas: ${config.replicas} [from ${replicasFrom}] asks for standby copies, but transport: embedded [from ${transportFrom}] ` +
         `is a single node and keeps none. Set replicas: 0 (${envNameOf('replicas')}=0), or transport: kafka (${envNameOf('transport')}=kafka)`,
       { field: 'replicas' },
     );

@@ -11,6 +11,38 @@ export const configSchema = z
   .object({
     transport: z.enum(['embedded', 'kafka']).default('embedded').describe('`embedded` (one process, a checksummed journal under dataDir) or `kafka`'),
     dataDir: z.string().min(1).default('./data').describe('embedded log directory (one process at a time); embedded transport only'),
+    retention: z
+      .object({
+        bytes: z
+          .number()
+          .int()
+          .min(65_536)
+          .default(268_435_456)
+          .describe('at most this many newest bytes are kept per topic (all partitions together) of inputs, outputs and dead letters; input the app has not processed is never deleted; embedded transport only'),
+        ms: z.number().int().min(1000).default(604_800_000).describe('records older than this (record timestamp) expire, per topic; embedded transport only'),
+        topics: z
+          .record(
+            z.string(),
+            z
+              .object({
+                bytes: z.number().int().min(65_536).optional().describe('this topic\'s retention.bytes'),
+                ms: z.number().int().min(1000).optional().describe('this topic\'s retention.ms'),
+              })
+              .strict(),
+          )
+          .default({})
+          .meta({ description: 'per-topic `bytes` and `ms`, e.g. `retention.topics.votes: { bytes: 67108864 }`; embedded transport only', shownDefault: 'none' }),
+        segmentBytes: z
+          .number()
+          .int()
+          .min(65_536)
+          .max(1_073_741_824)
+          .default(8_388_608)
+          .describe('the journal rolls to a new segment at this size; retention deletes and compaction rewrites sealed segments; embedded transport only'),
+        tombstoneMs: z.number().int().min(0).default(86_400_000).describe('the compacted changelog drops a delete marker once it is this old; embedded transport only'),
+      })
+      .strict()
+      .prefault({}),
     commitIntervalMs: z.number().int().min(1).max(60_000).default(100).describe('longest time a batch stays open before it commits'),
     maxBatchRecords: z.number().int().min(1).max(1_000_000).default(10_000).describe('most input records per batch (one transaction)'),
     retryBackoffMs: z.number().int().min(1).default(200).describe('first delay before retrying a failed commit; doubles up to 30 s'),

@@ -12,8 +12,10 @@ export const SETTINGS_TABLE_END = '<!-- settings:end -->';
 export function settingsTable(): string {
   const rows = configFields().map((field) => {
     if (!field.description) throw new Error(`config field ${field.path} has no .describe() text for the settings table`);
-    const [path, env] = field.kind === 'map' ? [`${field.path}.<name>`, `${SETTINGS_PREFIX}<NAME>`] : [field.path, envNameOf(field.path)];
-    return `| \`${path}\` | \`${env}\` | ${shownDefault(field)} | ${cell(field.description)} |`;
+    // Maps: the app's settings have one variable per key; any other map is set in the config file only.
+    const [path, env] =
+      field.kind !== 'map' ? [field.path, `\`${envNameOf(field.path)}\``] : field.path === 'settings' ? [`${field.path}.<name>`, `\`${SETTINGS_PREFIX}<NAME>\``] : [`${field.path}.<name>`, 'config file only'];
+    return `| \`${path}\` | ${env} | ${shownDefault(field)} | ${cell(field.description)} |`;
   });
   return ['| Setting | Environment | Default | Description |', '|---|---|---|---|', ...rows].join('\n');
 }

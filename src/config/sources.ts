@@ -45,4 +45,19 @@ export class Sources {
   explicitPaths(): string[] {
     return [...this.leaves];
   }
+
+  /** An independent copy: what was known at this point, unchanged by later sets. */
+  copy(): Sources {
+    const out = new Sources();
+    for (const [path, source] of this.byPath) out.byPath.set(path, source);
+    for (const leaf of this.leaves) out.leaves.add(leaf);
+    return out;
+  }
+
+  /** The source of every leaf set explicitly, by path (frozen), for {@link Config.sources}. */
+  toRecord(): Readonly<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const path of this.leaves) out[path] = this.byPath.get(path)!;
+    return Object.freeze(out);
+  }
 }

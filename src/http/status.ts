@@ -15,6 +15,8 @@ export const STATUS: Readonly<Record<string, number>> = {
   bad_limit: 400,
   local_table: 400,
   partition_unavailable: 503,
+  // the embedded log's disk (nothing of the request was acknowledged)
+  disk_full: 507,
   // the request's form
   bad_json: 400,
   bad_request: 400,
@@ -25,6 +27,7 @@ export const STATUS: Readonly<Record<string, number>> = {
 /** Headers that go with a code: when to retry, how to authenticate. */
 const HEADERS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   partition_unavailable: { 'retry-after': '1' },
+  disk_full: { 'retry-after': '10' },
   unauthorized: { 'www-authenticate': 'Bearer' },
 };
 

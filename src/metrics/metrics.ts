@@ -28,6 +28,7 @@ export const METRIC = {
   snapshotBytes: 'farad_snapshot_bytes',
   snapshotAge: 'farad_snapshot_age_seconds',
   partitionFailures: 'farad_partition_failures_total',
+  logBytes: 'farad_log_bytes',
 } as const;
 
 /** farad's Prometheus metrics, in a registry of their own (never the global one). */
@@ -59,6 +60,7 @@ export class FaradMetrics implements PartitionObserver, SnapshotObserver {
   constructor(
     stateKeys: () => Iterable<{ table: string; partition: number; keys: number; bytes: number }>,
     consumerLag: () => Iterable<{ partition: number; lag: number }> = () => [],
+    logBytes: () => Iterable<{ topic: string; bytes: number }> = () => [],
   ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
@@ -151,6 +153,16 @@ export class FaradMetrics implements PartitionObserver, SnapshotObserver {
       collect() {
         this.reset();
         for (const { partition, lag } of consumerLag()) this.set({ partition: String(partition) }, lag);
+      },
+    });
+    new Gauge({
+      name: METRIC.logBytes,
+      help: 'Bytes of records the embedded log keeps on disk per topic (retention and compaction bound it).',
+      labelNames: ['topic'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { topic, bytes } of logBytes()) this.set({ topic }, bytes);
       },
     });
     this.rebalances = new Counter({

@@ -1,5 +1,5 @@
 import { from, lastValueFrom, mergeMap, Subject, takeUntil } from 'rxjs';
-import { describeError } from '../errors.js';
+import { describeError, UnknownRowSchemaError } from '../errors.js';
 import type { ChangelogFollower, EventLog, MembershipPolicy, PartitionLease } from '../streams/index.js';
 import { PartitionOwner, type OwnerContext } from './owner.js';
 import type { PartitionDirectory, PartitionRole, PartitionStatus, ServiceHealth } from './status.js';
@@ -215,6 +215,25 @@ export class PartitionHost implements PartitionDirectory, ServiceHealth {
     this.options.observer?.standbyLag(owner.partition, undefined);
   }
 
+  /**
+   * A standby copy met a row it cannot apply. A schema registered since this instance started is
+   * read and the copy follows on from that row; a row it can never read drops the copy (a
+   * takeover would then restore from the changelog and fail the partition, saying why).
+   */
+  private standbyStalled(partition: number, err: unknown): void {
+    const owner = this.owners.get(partition);
+    if (!owner || owner.role !== 'standby') return;
+    if (err instanceof UnknownRowSchemaError && this.options.refreshSchemas) {
+      this.options.logger.info({ partition, err: describeError(err) }, 'standby copy: reading the table schema registry again');
+      const refresh = this.options.refreshSchemas;
+      this.refollow(() => refresh());
+      return;
+    }
+    this.options.logger.error({ partition, err: describeError(err) }, 'standby copy dropped: it cannot apply the changelog');
+    this.remove(owner);
+    this.refollow();
+  }
+
   /** Restarts the standby follower over the current standby copies (serialised). */
   private refollow(before?: () => Promise<void>): void {
     this.refollowing = this.refollowing
@@ -224,11 +243,19 @@ export class PartitionHost implements PartitionDirectory, ServiceHealth {
         const offsets = new Map<number, number>();
         for (const [partition, owner] of this.owners) {
           const offset = owner.warmOffset();
-          if (offset !== undefined) offsets.set(partition, offset);
+          if (offset === undefined) continue;
+          owner.resumeFollowing();
+          offsets.set(partition, offset);
         }
         this.options.logger.debug({ standbys: [...offsets.keys()] }, 'following standby changelogs');
         await this.follower.follow(offsets, {
-          records: (partition, records) => this.owners.get(partition)?.followed(records),
+          records: (partition, records) => {
+            try {
+              this.owners.get(partition)?.followed(records);
+            } catch (err) {
+              this.standbyStalled(partition, err);
+            }
+          },
           position: (partition, nextOffset, endOffset) => {
             const owner = this.owners.get(partition);
             owner?.followedTo(nextOffset, endOffset);

@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { applyChangelogRecord, type EventCodec } from '../codec/index.js';
-import { describeError, FaradError, IllegalTransitionError, isRetriable, LeaseRevokedError, ProducerFencedError } from '../errors.js';
+import { decodeChangeKey, isMovedRow, SCHEMA_HEADER, type EventCodec, type RowCodec } from '../codec/index.js';
+import { describeError, FaradError, IllegalTransitionError, isRetriable, LeaseRevokedError, ProducerFencedError, UnknownRowSchemaError } from '../errors.js';
 import type { CompiledApp } from '../procedures/index.js';
 import type { Snapshots } from '../replication/index.js';
-import { PartitionState, type GlobalTableView } from '../state/index.js';
-import { BatchProcessor, type LogRecord, type PartitionLease, type ProcessorObserver } from '../streams/index.js';
+import { PartitionState, type GlobalTableView, type RowChange } from '../state/index.js';
+import { BatchProcessor, type LogRecord, type OutRecord, type PartitionLease, type ProcessorObserver } from '../streams/index.js';
 import { ALLOWED_MOVES, isAllowedMove } from './lifecycle.js';
 import { restorePartition, type PartitionCopy } from './restore.js';
 import { SnapshotSchedule } from './snapshot-schedule.js';
@@ -39,6 +39,10 @@ export interface ProcessingOptions {
 export interface OwnerContext {
   readonly app: CompiledApp;
   readonly codec: EventCodec;
+  /** Table rows to and from the changelog, with schema evolution. */
+  readonly rows: RowCodec;
+  /** Re-reads the table schema registry (rows named a schema registered after this instance started). */
+  readonly refreshSchemas?: (() => Promise<void>) | undefined;
   readonly globals: Record<string, GlobalTableView>;
   readonly processing: ProcessingOptions;
   /** Partition count of an output topic. */
@@ -74,6 +78,10 @@ const MAX_BACKOFF_MS = 30_000;
 export class PartitionOwner {
   private current: OwnerState;
   private copy: Copy | undefined;
+  /** Set while a standby copy is stopped at a row it could not apply (until it follows again). */
+  private stalled = false;
+  /** Changelog keys of rows filed under a former or dropped table name, moved at the next takeover. */
+  private readonly moved = new Map<string, Buffer>();
   /** Snapshots owed by a graceful stop, written once the transport has handed the partition over. */
   private finalSnapshot: (() => Promise<void>) | undefined;
 
@@ -97,14 +105,18 @@ export class PartitionOwner {
   /** A warm standby copy, seeded from the latest snapshot when there is one. */
   static async standby(partition: number, ctx: OwnerContext): Promise<PartitionOwner> {
     const state = newState(ctx.app, partition);
+    const moved: Buffer[] = [];
     let offset = 0;
     try {
-      offset = (await ctx.snapshots?.loadInto(partition, state)) ?? 0;
+      offset = (await ctx.snapshots?.loadInto(partition, state, undefined, (key) => moved.push(key))) ?? 0;
     } catch (err) {
       state.clear();
+      moved.length = 0;
       ctx.logger.warn({ partition, err: describeError(err) }, 'standby: snapshot unusable; following the changelog from the start');
     }
-    return new PartitionOwner(partition, ctx, { role: 'standby' }, { state, offset, end: offset });
+    const owner = new PartitionOwner(partition, ctx, { role: 'standby' }, { state, offset, end: offset });
+    for (const key of moved) owner.moved.set(key.toString('latin1'), key);
+    return owner;
   }
 
   get role(): PartitionRole {
@@ -139,18 +151,34 @@ export class PartitionOwner {
   /** Changelog records for a standby copy (ignored in any other role: the lease's reads take over). */
   followed(records: readonly LogRecord[]): void {
     const copy = this.copy;
-    if (this.role !== 'standby' || !copy) return;
+    if (this.role !== 'standby' || !copy || this.stalled) return;
     for (const record of records) {
       if (record.offset < copy.offset) continue;
-      applyChangelogRecord(copy.state, record.key, record.value);
+      let fate;
+      try {
+        fate = this.ctx.rows.apply(copy.state, record.key, record.value, record.headers[SCHEMA_HEADER]);
+      } catch (err) {
+        // The copy stops at this row: applying later ones would leave a hole.
+        this.stalled = true;
+        throw err;
+      }
+      if (isMovedRow(fate) && record.key) {
+        if (record.value === null) this.moved.delete(record.key.toString('latin1'));
+        else this.moved.set(record.key.toString('latin1'), record.key);
+      }
       copy.offset = record.offset + 1;
     }
+  }
+
+  /** The follower restarts from this copy's offset: rows are applied again. */
+  resumeFollowing(): void {
+    this.stalled = false;
   }
 
   /** Where the standby follower stands (it moves past transaction markers too). */
   followedTo(nextOffset: number, endOffset: number): void {
     const copy = this.copy;
-    if (this.role !== 'standby' || !copy) return;
+    if (this.role !== 'standby' || !copy || this.stalled) return;
     copy.offset = Math.max(copy.offset, nextOffset);
     copy.end = Math.max(copy.end, endOffset);
   }
@@ -189,6 +217,7 @@ export class PartitionOwner {
           await Promise.race([lease.revoked, this.ctx.stopped]);
           break;
         }
+        if (err instanceof UnknownRowSchemaError) await this.ctx.refreshSchemas?.().catch(() => undefined);
         attempt++;
         const delayMs = Math.min(this.ctx.processing.retryBackoffMs * 2 ** (attempt - 1), MAX_BACKOFF_MS);
         this.ctx.logger.warn({ partition: this.partition, role: this.role, attempt, delayMs, err: describeError(err) }, 'partition takeover failed; retrying');
@@ -248,6 +277,7 @@ export class PartitionOwner {
     await lease.fence();
     this.transition({ role: 'restoring', lease });
     await this.catchUp(lease);
+    await this.moveRows(lease);
     if (!lease.active) throw new LeaseRevokedError(`lease of partition ${this.partition} ended while it restored`, { partition: this.partition });
     await lease.resume();
     this.transition({ role: 'active', lease });
@@ -261,17 +291,55 @@ export class PartitionOwner {
       partition,
       end: await lease.changelogEnd(),
       readChangelog: (fromOffset) => lease.readChangelog(fromOffset),
+      rows: ctx.rows,
       copy: this.copy,
       snapshots: ctx.snapshots,
       logger: ctx.logger,
       onProgress: (done, total) => ctx.observer?.restoreProgress(partition, done, total),
     });
     this.copy = restored.copy;
+    for (const key of restored.moved) this.moved.set(key.toString('latin1'), key);
     if (restored.source === 'own copy' && this.wasStandby) ctx.observer?.failedOver(partition);
     ctx.observer?.restoreFinished(partition, restored.records, restored.seconds);
     if (restored.records > 0 || restored.source !== 'changelog') {
       ctx.logger.info({ partition, source: restored.source, changelogRecords: restored.records, seconds: restored.seconds }, 'partition restored');
     }
+  }
+
+  /**
+   * After a table rename or drop: rewrites rows filed under a former name under the current one
+   * and deletes the old rows from the changelog (a tombstone each), in one commit before input
+   * resumes, so log compaction can never bring an old row back.
+   */
+  private async moveRows(lease: PartitionLease): Promise<void> {
+    const copy = this.copy;
+    if (this.moved.size === 0 || !copy) return;
+    const { app, rows } = this.ctx;
+    const changes: RowChange[] = [];
+    const tombstones: OutRecord[] = [];
+    for (const key of this.moved.values()) {
+      tombstones.push({ topic: app.changelogTopic, partition: this.partition, timestamp: Date.now(), key, value: null });
+      const row = decodeChangeKey(key);
+      const table = rows.tableFor(row.table);
+      if (table === undefined) continue;
+      const value = copy.state.readCommitted(table, row.key);
+      if (value !== undefined) changes.push({ table, key: row.key, value });
+    }
+    // Rows under the new name come first: an instance of the old version meets them, and stops
+    // following with a clear error, before the tombstones would empty its copy.
+    const records: OutRecord[] = rows.encodeChanges(changes).map((change) => ({
+      topic: app.changelogTopic,
+      partition: this.partition,
+      timestamp: Date.now(),
+      key: change.key,
+      value: change.value,
+      ...(change.headers ? { headers: change.headers } : {}),
+    }));
+    records.push(...tombstones);
+    const result = await lease.commit({ partition: this.partition, records, offsets: [], inputCount: 0 });
+    if (result.changelogNext !== undefined) copy.offset = Math.max(copy.offset, result.changelogNext);
+    this.ctx.logger.info({ partition: this.partition, rows: this.moved.size }, 'moved rows off former and dropped table names');
+    this.moved.clear();
   }
 
   /** True between a standby copy receiving its lease and the end of that takeover. */
@@ -285,6 +353,7 @@ export class PartitionOwner {
       app: this.ctx.app,
       state: copy.state,
       catalog: this.ctx.codec,
+      rows: this.ctx.rows,
       globals: this.ctx.globals,
       partitionsOf: this.ctx.partitionsOf,
       observer: this.ctx.observer,

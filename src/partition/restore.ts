@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { applyChangelogRecord } from '../codec/index.js';
+import { isMovedRow, SCHEMA_HEADER, type RowCodec } from '../codec/index.js';
 import { describeError } from '../errors.js';
 import type { CompiledApp } from '../procedures/index.js';
 import type { Snapshots } from '../replication/index.js';
@@ -22,6 +22,8 @@ export interface RestoreRequest {
   /** The changelog end to restore up to. */
   readonly end: number;
   readonly readChangelog: (fromOffset: number) => AsyncIterable<readonly LogRecord[]>;
+  /** Decodes rows of any registered schema into the current ones. */
+  readonly rows: RowCodec;
   /** A copy this instance already holds (a standby, or its state before it was fenced). */
   readonly copy?: PartitionCopy | undefined;
   readonly snapshots?: Snapshots | undefined;
@@ -41,6 +43,8 @@ export interface Restored {
   readonly fromOffset: number;
   readonly records: number;
   readonly seconds: number;
+  /** Changelog keys of rows filed under a former or dropped table name (to move or delete). */
+  readonly moved: readonly Buffer[];
 }
 
 /**
@@ -53,19 +57,26 @@ export async function restorePartition(request: RestoreRequest): Promise<Restore
   const started = performance.now();
   let copy = request.copy;
   let source: RestoreSource = 'changelog';
+  const moved = new Map<string, Buffer>();
+  const noteMoved = (key: Buffer): void => void moved.set(key.toString('latin1'), key);
+  // A tombstone under the old name means the row was moved already (by an earlier takeover).
+  const noteDeleted = (key: Buffer): void => void moved.delete(key.toString('latin1'));
   if (copy && copy.offset <= end) {
     source = 'own copy';
   } else {
     if (copy) logger.warn({ partition, copyOffset: copy.offset, changelogEnd: end }, 'copy is ahead of the changelog (another cluster?); restoring afresh');
     copy = { state: new PartitionState(partition, request.app.partitions, request.app.tables.values()), offset: 0, end };
-    if (await loadSnapshot(request, copy)) source = 'snapshot';
+    if (await loadSnapshot(request, copy, noteMoved)) source = 'snapshot';
   }
   const fromOffset = copy.offset;
   let records = 0;
   let next = fromOffset;
   let lastReport = started;
   for await (const chunk of request.readChangelog(fromOffset)) {
-    for (const record of chunk) applyChangelogRecord(copy.state, record.key, record.value);
+    for (const record of chunk) {
+      const fate = request.rows.apply(copy.state, record.key, record.value, record.headers[SCHEMA_HEADER]);
+      if (isMovedRow(fate) && record.key) (record.value === null ? noteDeleted : noteMoved)(record.key);
+    }
     records += chunk.length;
     if (chunk.length > 0) next = chunk[chunk.length - 1]!.offset + 1;
     const now = performance.now();
@@ -79,15 +90,15 @@ export async function restorePartition(request: RestoreRequest): Promise<Restore
   copy.offset = Math.max(copy.offset, end, next);
   copy.end = Math.max(end, next);
   request.onProgress?.(end, end);
-  return { copy, source, fromOffset, records, seconds: (performance.now() - started) / 1000 };
+  return { copy, source, fromOffset, records, seconds: (performance.now() - started) / 1000, moved: [...moved.values()] };
 }
 
 /** Seeds an empty copy from a snapshot; false (copy left empty) when there is none or it is unusable. */
-async function loadSnapshot(request: RestoreRequest, copy: PartitionCopy): Promise<boolean> {
+async function loadSnapshot(request: RestoreRequest, copy: PartitionCopy, moved: (key: Buffer) => void): Promise<boolean> {
   const { partition, end, logger, snapshots, snapshotId } = request;
   if (!snapshots) return false;
   try {
-    const offset = await snapshots.loadInto(partition, copy.state, snapshotId);
+    const offset = await snapshots.loadInto(partition, copy.state, snapshotId, moved);
     if (offset === undefined) return false;
     if (offset <= end) {
       copy.offset = offset;

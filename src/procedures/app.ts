@@ -17,8 +17,26 @@ export interface TableDef<K extends string | number = string | number, V = unkno
   readonly key: TableKeyType;
   readonly value: Typed<V>;
   readonly scope: TableScope;
+  /** Names this table had before; their rows become this table's on restore. */
+  readonly formerly?: readonly string[];
+  /** Rewrites rows of old schema versions Avro cannot resolve (see TableMigration). */
+  readonly migrate?: TableMigration<V>;
   /** Compile-time only. */
   readonly __key?: K;
+}
+
+/**
+ * A deterministic rewrite of old rows into the current value schema, for changes Avro's rules
+ * cannot resolve (a field's type changed, a required field without default). Rows written by
+ * schema version `fromVersion` or earlier (versions are numbered as farad registered them; the
+ * refusal at start names them) are decoded with their own schema (resolved to `fromVersion`'s),
+ * then passed to `up`. It runs on restore, on standby copies and on snapshots.
+ */
+export interface TableMigration<V> {
+  readonly fromVersion: number;
+  // The old row's shape is the old schema's: the app knows it, the types do not.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  up(oldRow: any): V;
 }
 
 export interface GlobalTableDef<K extends string | number = string | number, V = unknown>
@@ -32,8 +50,18 @@ export function table<K extends TableKeyType, V>(def: {
   key: K;
   value: Typed<V>;
   scope?: TableScope;
+  /** Former names of this table (a rename): `formerly: 'votes'` or a list. */
+  formerly?: string | readonly string[];
+  migrate?: TableMigration<V>;
 }): TableDef<KeyValue<K>, V> {
-  return { key: def.key, value: def.value, scope: def.scope ?? 'partitioned' };
+  const formerly = def.formerly === undefined ? undefined : typeof def.formerly === 'string' ? [def.formerly] : [...def.formerly];
+  return {
+    key: def.key,
+    value: def.value,
+    scope: def.scope ?? 'partitioned',
+    ...(formerly ? { formerly } : {}),
+    ...(def.migrate ? { migrate: def.migrate } : {}),
+  };
 }
 
 /** Declares a global (read-only, present in every partition) table loaded at start. */
@@ -149,6 +177,8 @@ export interface AppSpec<
   /** Event types by short name; each value is an Avro record schema whose full name is the event type. */
   events: E;
   tables?: T;
+  /** Tables the app had and no longer has: their rows are dropped (an undeclared missing table is refused at start). */
+  droppedTables?: readonly string[];
   globalTables?: G;
   /** App settings with their defaults; overridable in config (`settings:`) and by `FARAD_SETTINGS_<NAME>`. */
   settings?: S;

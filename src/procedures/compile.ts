@@ -1,6 +1,6 @@
 import type avro from 'avsc';
 import { AppDefinitionError } from '../errors.js';
-import type { App, GlobalTableDef, ProcedureDef, QueryDef, TableDef, TableKeyType, TableScope } from './app.js';
+import type { App, GlobalTableDef, ProcedureDef, QueryDef, TableDef, TableKeyType, TableMigration, TableScope } from './app.js';
 import { isAsyncFunction, isGeneratorFunction } from './determinism.js';
 import { parseType } from './schema.js';
 import { checkKey, deepFreeze, describeInvalid } from '../state/index.js';
@@ -35,6 +35,9 @@ export interface CompiledTable {
   readonly valueType: avro.Type;
   readonly scope: TableScope;
   readonly global: boolean;
+  /** Names this table had before (a rename). */
+  readonly formerly: readonly string[];
+  readonly migrate?: TableMigration<unknown> | undefined;
 }
 
 export interface CompiledGlobalTable extends CompiledTable {
@@ -53,6 +56,8 @@ export interface CompiledApp {
   readonly eventsByFullName: ReadonlyMap<string, CompiledEvent>;
   readonly tables: ReadonlyMap<string, CompiledTable>;
   readonly globalTables: ReadonlyMap<string, CompiledGlobalTable>;
+  /** Tables declared dropped: their rows are skipped on restore and deleted from the changelog. */
+  readonly droppedTables: ReadonlySet<string>;
   readonly inputTopics: readonly string[];
   readonly outputTopics: readonly string[];
   readonly changelogTopic: string;
@@ -139,6 +144,7 @@ export function compileApp(app: App, settingsOverride: Record<string, unknown> =
     if (tables.has(name)) fail(`"${name}" is both a table and a global table`);
     globalTables.set(name, compileGlobalTable(name, def, settings));
   }
+  const droppedTables = compileTableHistory(tables, spec.droppedTables ?? []);
 
   const queries = new Map<string, CompiledQuery>();
   const defined = spec.queries?.((def) => def) ?? {};
@@ -161,6 +167,7 @@ export function compileApp(app: App, settingsOverride: Record<string, unknown> =
     eventsByFullName,
     tables,
     globalTables,
+    droppedTables,
     inputTopics,
     outputTopics,
     changelogTopic: `${spec.name}-changelog`,
@@ -225,7 +232,34 @@ function compileTable(name: string, def: TableDef, global: boolean): CompiledTab
   } catch (err) {
     fail(`table "${name}": invalid Avro value schema: ${(err as Error).message}`);
   }
-  return { name, keyType: def.key, valueType, scope: def.scope, global };
+  const formerly = [...(def.formerly ?? [])];
+  for (const old of formerly) if (!NAME.test(old)) fail(`table "${name}": former name ${JSON.stringify(old)} must match ${NAME}`);
+  if (def.migrate !== undefined) {
+    const { fromVersion, up } = def.migrate;
+    if (!Number.isInteger(fromVersion) || fromVersion < 1) fail(`table "${name}": migrate.fromVersion must be a schema version (an integer from 1), got ${JSON.stringify(fromVersion)}`);
+    if (typeof up !== 'function') fail(`table "${name}": migrate.up must be a function (oldRow) => newRow`);
+    if (isAsyncFunction(up)) fail(`table "${name}": migrate.up is async; migrations must be synchronous and deterministic`);
+  }
+  return { name, keyType: def.key, valueType, scope: def.scope, global, formerly, migrate: def.migrate };
+}
+
+/** Checks renames and drops against each other and the tables; returns the dropped names. */
+function compileTableHistory(tables: ReadonlyMap<string, CompiledTable>, dropped: readonly string[]): ReadonlySet<string> {
+  const formerOwner = new Map<string, string>();
+  for (const table of tables.values()) {
+    for (const old of table.formerly) {
+      if (tables.has(old)) fail(`table "${table.name}": former name "${old}" is also a current table`);
+      const other = formerOwner.get(old);
+      if (other) fail(`tables "${other}" and "${table.name}" both say they were formerly "${old}"`);
+      formerOwner.set(old, table.name);
+    }
+  }
+  for (const name of dropped) {
+    if (!NAME.test(name)) fail(`droppedTables: ${JSON.stringify(name)} must match ${NAME}`);
+    if (tables.has(name)) fail(`droppedTables: "${name}" is also a current table`);
+    if (formerOwner.has(name)) fail(`droppedTables: "${name}" is a former name of table "${formerOwner.get(name)}"; a renamed table is not dropped`);
+  }
+  return new Set(dropped);
 }
 
 function compileGlobalTable(name: string, def: GlobalTableDef, settings: Readonly<Record<string, unknown>>): CompiledGlobalTable {

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { encodeSnapshot, loadSnapshot } from '../codec/index.js';
+import { encodeSnapshot, loadSnapshot, type RowCodec } from '../codec/index.js';
 import { describeError, SnapshotStoreUnavailableError } from '../errors.js';
 import type { PartitionState } from '../state/index.js';
 import type { SnapshotStore } from './interfaces.js';
@@ -34,6 +34,8 @@ export class Snapshots {
   constructor(
     private readonly app: string,
     private readonly store: SnapshotStore,
+    /** Rows in and out with the app's table schemas. */
+    private readonly rows: RowCodec,
     /** How often an active partition writes one; 0 disables periodic snapshots. */
     readonly intervalMs: number,
     private readonly logger: Logger,
@@ -44,7 +46,7 @@ export class Snapshots {
   async save(partition: number, state: PartitionState, changelogOffset: number): Promise<void> {
     const started = performance.now();
     const takenAt = Date.now();
-    const bytes = encodeSnapshot(state, { app: this.app, changelogOffset, takenAt });
+    const bytes = encodeSnapshot(state, { app: this.app, changelogOffset, takenAt }, this.rows);
     try {
       await this.store.save(partition, bytes, { partition, changelogOffset, takenAt, rows: countRows(state) });
     } catch (err) {
@@ -57,9 +59,10 @@ export class Snapshots {
   /**
    * Loads the current (or the named) snapshot of a partition into an empty state; returns the
    * changelog offset it reflects, or undefined when there is none or the store is down. A
-   * damaged snapshot throws CorruptDataError (the caller falls back to the changelog).
+   * damaged snapshot throws CorruptDataError (the caller falls back to the changelog). `moved`
+   * gets the keys of rows filed under a former or dropped table name.
    */
-  async loadInto(partition: number, state: PartitionState, id?: string): Promise<number | undefined> {
+  async loadInto(partition: number, state: PartitionState, id?: string, moved?: (key: Buffer) => void): Promise<number | undefined> {
     let bytes: Buffer | undefined;
     try {
       bytes = await this.store.load(partition, id);
@@ -69,7 +72,7 @@ export class Snapshots {
     }
     if (!bytes) return undefined;
     const started = performance.now();
-    const header = loadSnapshot(state, bytes);
+    const header = loadSnapshot(state, bytes, this.rows, moved ? { moved } : {});
     this.logger.info({ partition, rows: header.rows, changelogOffset: header.changelogOffset, seconds: (performance.now() - started) / 1000 }, 'loaded snapshot');
     return header.changelogOffset;
   }

@@ -1,7 +1,6 @@
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../config/index.js';
-import { ConfigError } from '../errors.js';
+import { listenError, type Config } from '../config/index.js';
 import { buildHttpServer } from '../http/index.js';
 import { Ingest } from '../ingest/index.js';
 import { createLogger, type Logger } from '../log.js';
@@ -13,6 +12,7 @@ import { createSnapshotStore, ReplicationMembership, Snapshots } from '../replic
 import type { EventLog } from '../streams/index.js';
 import { Lifecycle } from './lifecycle.js';
 import { stateSizes } from './state-sizes.js';
+import { loadTableSchemas } from './table-schemas.js';
 import { appTopics, createCodec, openTransport } from './transport.js';
 
 /** A running farad instance. */
@@ -46,9 +46,10 @@ export interface StartOptions {
 
 /**
  * Starts an app. Components start in this order and stop in the reverse one: snapshot store,
- * partition host (its stop writes final snapshots, after the transport has handed partitions
- * over), transport (topics created), HTTP (bound before partitions start, so the group learns
- * this instance's URL), partitions (join the group; stopping commits what is in flight).
+ * final snapshots (written on stop, after the transport has handed the partitions over),
+ * transport (topics created), table schemas (checked against the stored state, registered),
+ * HTTP (bound before partitions start, so the group learns this instance's URL), partitions
+ * (join the group; stopping commits what is in flight), HTTP requests (stopped first).
  */
 export async function startService(app: App, config: Config, options: StartOptions = {}): Promise<Service> {
   const logger = options.logger ?? createLogger(config.log.level);
@@ -60,34 +61,17 @@ export async function startService(app: App, config: Config, options: StartOptio
   const metrics = new FaradMetrics(
     () => stateSizes(live.host),
     () => live.log?.consumerLag() ?? [],
+    () => live.log?.diskUsage?.() ?? [],
   );
   const life = new Lifecycle(logger);
 
-  const snapshots = await life.start(
+  const store = await life.start(
     'snapshot store',
-    () => {
-      const store = createSnapshotStore(compiled.name, config.redis, logger);
-      return store && new Snapshots(compiled.name, store, config.replication.snapshotIntervalMs, logger, metrics);
-    },
+    () => createSnapshotStore(compiled.name, config.redis, logger),
     (s) => s?.close(),
   );
-  const host = await life.start(
-    'partition host',
-    () =>
-      new PartitionHost({
-        app: compiled,
-        codec,
-        globals: globalViews(compiled),
-        processing: config.processing,
-        snapshots,
-        logger,
-        observer: metrics,
-        ownerUrl: (p): string | undefined => live.membership?.ownerUrl(p),
-        clustered: config.transport === 'kafka',
-      }),
-    (h) => h.closeOwners(),
-  );
-  live.host = host;
+  // Stops after the transport has handed the partitions over: final snapshots, then owners leave.
+  await life.start('final snapshots', () => undefined, () => live.host?.closeOwners());
   const log = await life.start(
     'transport',
     async () => {
@@ -103,6 +87,23 @@ export async function startService(app: App, config: Config, options: StartOptio
     (l) => l.close(), // leaves the group: other instances take the partitions over now
   );
   live.log = log;
+  // Refuses, before any input is accepted, an app whose tables cannot read the stored state.
+  const schemas = await life.start('table schemas', () => loadTableSchemas(compiled, log, logger), () => undefined);
+  const snapshots = store && new Snapshots(compiled.name, store, schemas.rows, config.replication.snapshotIntervalMs, logger, metrics);
+  const host = new PartitionHost({
+    app: compiled,
+    codec,
+    rows: schemas.rows,
+    refreshSchemas: schemas.refresh,
+    globals: globalViews(compiled),
+    processing: config.processing,
+    snapshots,
+    logger,
+    observer: metrics,
+    ownerUrl: (p): string | undefined => live.membership?.ownerUrl(p),
+    clustered: config.transport === 'kafka',
+  });
+  live.host = host;
   const reads = new Reads({ app: compiled, directory: host, peers: { token: config.http.token } });
   const ingest = new Ingest(compiled, codec, log, metrics);
   const { http, address } = await life.start(
@@ -116,8 +117,11 @@ export async function startService(app: App, config: Config, options: StartOptio
         throw err;
       }
     },
-    (started) => started.http.close(),
+    // Normally closed already by 'http requests' below; this covers a start that fails before it.
+    () => closeHttp(),
   );
+  let httpClosed: Promise<void> | undefined;
+  const closeHttp = (): Promise<void> => (httpClosed ??= http.close());
   const membership = (live.membership = new ReplicationMembership({
     partitions: compiled.partitions,
     instanceId: config.instanceId,
@@ -137,6 +141,9 @@ export async function startService(app: App, config: Config, options: StartOptio
     },
     () => host.stop(),
   );
+  // HTTP binds before partitions join (the group learns this instance's URL) but stops taking
+  // requests before they stop, so a graceful handover is not held up by open connections.
+  await life.start('http requests', () => undefined, () => closeHttp());
   logger.info({ app: compiled.name, transport: config.transport, partitions: compiled.partitions, http: address }, 'farad started');
 
   return {
@@ -158,15 +165,13 @@ export async function startService(app: App, config: Config, options: StartOptio
   };
 }
 
+/** Binds the HTTP API; an address that cannot be used (in use, unresolvable, not this machine's) is a ConfigError naming the setting and its source. */
 async function listen(http: FastifyInstance, config: Config, enabled: boolean): Promise<{ host: string; port: number }> {
   if (!enabled) return { host: config.http.host, port: config.http.port };
   try {
     await http.listen({ host: config.http.host, port: config.http.port });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new ConfigError(`HTTP port ${config.http.port} is in use; set FARAD_HTTP_PORT (or http.port) to a free port`, { field: 'http.port' });
-    }
-    throw err;
+    throw listenError(err, config) ?? err;
   }
   const bound = http.server.address();
   return bound && typeof bound === 'object' ? { host: bound.address, port: bound.port } : { host: config.http.host, port: config.http.port };

@@ -3,6 +3,7 @@ import { ConfluentCodec, SchemaCatalog, type EventCodec } from '../codec/index.j
 import type { Logger } from '../log.js';
 import type { CompiledApp } from '../procedures/index.js';
 import { EmbeddedLog, HttpSchemaRegistry, KafkaLog, type EventLog, type TopicSpec } from '../streams/index.js';
+import { schemaTopicOf } from './table-schemas.js';
 
 /** Single-object encoding, or the Confluent wire format when a schema registry is configured. */
 export async function createCodec(app: CompiledApp, config: Pick<Config, 'schemaRegistry'>): Promise<EventCodec> {
@@ -23,6 +24,7 @@ export async function openTransport(app: CompiledApp, config: Config, logger: Lo
       inputTopics: app.inputTopics,
       changelogTopic: app.changelogTopic,
       partitions: app.partitions,
+      retention: config.embedded.retention,
     });
   }
   return KafkaLog.open({
@@ -41,12 +43,13 @@ export async function openTransport(app: CompiledApp, config: Config, logger: Lo
   });
 }
 
-/** Every topic the app reads or writes: inputs and changelog with exactly `partitions` partitions. */
+/** Every topic the app reads or writes: inputs and changelog with exactly `partitions` partitions, and the table schema registry. */
 export function appTopics(app: CompiledApp): TopicSpec[] {
   return [
     ...app.inputTopics.map((name) => ({ name, partitions: app.partitions, exactPartitions: 'input' as const })),
     ...app.outputTopics.map((name) => ({ name, partitions: app.partitions })),
     { name: app.changelogTopic, partitions: app.partitions, compacted: true, exactPartitions: 'changelog' as const },
     { name: app.deadLetterTopic, partitions: app.partitions },
+    schemaTopicOf(app),
   ];
 }

@@ -2,4 +2,4 @@ export { PartitionState, type TableSchema, type RowChange, type ScanRequest, typ
 export { HandlerTable, CommittedTable, GlobalTableView, type TableReader, type TableWriter } from './table-views.js';
 export { TableStore, compareKeys, firstIndexAfter, scanSorted, type Key } from './table-store.js';
 export { murmur2, toPositive, partitionForKey } from './partitioner.js';
-export { checkKey, deepFreeze, describeInvalid, type Invalid, type TableKeyType } from './validate.js';
+export { checkKey, deepFreeze, describeInvalid, describeNonUnicode, type Invalid, type TableKeyType } from './validate.js';

@@ -7,9 +7,8 @@ import {
   UnknownSchemaError,
 } from '../errors.js';
 import { HandlerContext, isThenable, type CompiledApp, type Emitted } from '../procedures/index.js';
-import { describeInvalid, partitionForKey, type GlobalTableView, type PartitionState } from '../state/index.js';
-import { encodeChanges } from '../codec/index.js';
-import type { EventCodec } from '../codec/index.js';
+import { describeInvalid, describeNonUnicode, partitionForKey, type GlobalTableView, type PartitionState } from '../state/index.js';
+import type { EventCodec, RowCodec } from '../codec/index.js';
 import { DLQ_HEADERS, type CommitPlan, type DeadLetterReason, type LogRecord, type OutRecord } from './records.js';
 
 /** Hooks for metrics, so this pure module needs no metrics library. */
@@ -25,6 +24,8 @@ export interface ProcessorOptions {
   readonly app: CompiledApp;
   readonly state: PartitionState;
   readonly catalog: EventCodec;
+  /** Encodes the batch's row changes for the changelog (current table schemas). */
+  readonly rows: RowCodec;
   readonly globals: Record<string, GlobalTableView>;
   /** Partition count of an output topic. */
   readonly partitionsOf: (topic: string) => number;
@@ -62,12 +63,13 @@ export class BatchProcessor {
   /** What the open batch must commit atomically. */
   plan(): CommitPlan {
     const { app, state } = this.options;
-    const changelog: OutRecord[] = encodeChanges(state, state.changes()).map(({ key, value }) => ({
+    const changelog: OutRecord[] = this.options.rows.encodeChanges(state.changes()).map(({ key, value, headers }) => ({
       topic: app.changelogTopic,
       partition: state.partition,
       timestamp: this.lastTimestamp,
       key,
       value,
+      ...(headers ? { headers } : {}),
     }));
     return {
       partition: state.partition,
@@ -168,6 +170,9 @@ export class BatchProcessor {
     for (const { event, value, key } of emitted) {
       let bytes: Buffer;
       try {
+        // avsc would write a lone surrogate as U+FFFD: refuse it like any other invalid value.
+        const nonUnicode = describeNonUnicode(event.type, value);
+        if (nonUnicode) throw new SchemaValidationError(nonUnicode.message, { field: nonUnicode.field });
         bytes = catalog.encode(event.fullName, value);
       } catch (err) {
         const invalid = describeInvalid(event.type, value);

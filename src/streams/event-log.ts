@@ -107,6 +107,8 @@ export interface EventLog {
   endOffset(topic: string, partition: number): Promise<number> | number;
   /** Input records not yet committed, per partition this instance processes. */
   consumerLag(): Array<{ partition: number; lag: number }>;
+  /** Bytes this instance keeps on disk per topic (the embedded log; Kafka brokers keep their own). */
+  diskUsage?(): Array<{ topic: string; bytes: number }>;
   /** Joins the app's group under `membership`; emits a lease for every partition granted here. */
   leases(membership: MembershipPolicy): Observable<PartitionLease>;
   /** A follower of the app's changelog, for standby copies. */

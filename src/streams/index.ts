@@ -11,5 +11,5 @@ export type {
 } from './event-log.js';
 export { DLQ_HEADERS, type CommitPlan, type DeadLetterReason, type LogRecord, type OffsetCommit, type OutRecord } from './records.js';
 export { BatchProcessor, type ProcessorObserver, type ProcessorOptions } from './batch-processor.js';
-export { EmbeddedLog, type EmbeddedLogOptions } from './embedded/index.js';
+export { EmbeddedLog, DiskFullError, type EmbeddedLogOptions, type RetentionOptions, type TopicRetention } from './embedded/index.js';
 export { KafkaLog, HttpSchemaRegistry, type KafkaLogOptions } from './kafka/index.js';

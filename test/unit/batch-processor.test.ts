@@ -5,7 +5,7 @@ import { compileApp, defineApp, globalViews, record, table, type CompiledApp } f
 import { PartitionState, partitionForKey } from '../../src/state/index.js';
 import { decodeChangeKey } from '../../src/codec/index.js';
 import { BatchProcessor, DLQ_HEADERS, type DeadLetterReason, type LogRecord, type OutRecord } from '../../src/streams/index.js';
-import { SchemaCatalog } from '../../src/codec/index.js';
+import { RowCodec, SchemaCatalog } from '../../src/codec/index.js';
 import { keysOf } from './support/partition-keys.js';
 
 // ---- the app under test ---------------------------------------------------------------------
@@ -132,6 +132,10 @@ const bank = defineApp({
             ctx.tables.balances.put(c.account, { balance: 1 });
             ctx.emit('Deposited', { account: c.account, balance: 'lots' as unknown as number });
             return;
+          case 'emit-lone-surrogate':
+            ctx.tables.balances.put(c.account, { balance: 1 });
+            ctx.emit('Deposited', { account: `${c.account}\ud800`, balance: 1 });
+            return;
           case 'write-foreign':
             deposit();
             ctx.tables.balances.put(c.target!, { balance: 1 });
@@ -189,6 +193,7 @@ function harness(partition = PARTITION): Harness {
     app,
     state,
     catalog,
+    rows: new RowCodec(app.tables.values(), app.droppedTables),
     globals: globalViews(app),
     partitionsOf: (topic) => {
       const n = PARTITIONS_OF[topic];
@@ -536,6 +541,16 @@ describe('BatchProcessor: handler atomicity and dead letters', () => {
     assert.match(headers[DLQ_HEADERS.error] ?? '', /Deposited/);
     assert.equal(h.balance(ALICE), undefined);
     assert.deepEqual(changelog(h), new Map());
+    assert.deepEqual(recordsOf(h, 'balances'), []);
+  });
+
+  it('dead-letters an emitted string with a lone surrogate (it would reach the topic as U+FFFD), naming the field', () => {
+    const h = harness();
+    h.processor.apply([command(h, 4, { op: 'emit-lone-surrogate', account: ALICE })]);
+    const headers = onlyDeadLetter(h);
+    assert.equal(headers[DLQ_HEADERS.reason], 'handler_error');
+    assert.match(headers[DLQ_HEADERS.error] ?? '', /field "account".*lone surrogate/);
+    assert.equal(h.balance(ALICE), undefined);
     assert.deepEqual(recordsOf(h, 'balances'), []);
   });
 

@@ -142,10 +142,19 @@ describe('loadConfig: sources', () => {
     assert.equal(app.settings.maxVotesPerPhone, 4);
   });
 
-  it('ignores empty environment variables, settings included', () => {
-    const config = loadConfig({ file: configFile(YAML), env: { FARAD_HTTP_PORT: '', FARAD_SETTINGS_MAX_VOTES_PER_PHONE: '' } });
-    assert.equal(config.http.port, 9000);
+  it('ignores empty variables of text settings and app settings, with a warning naming what is kept', () => {
+    const file = configFile(YAML);
+    const config = loadConfig({ file, env: { FARAD_HTTP_HOST: '', FARAD_HTTP_TOKEN: ' ', FARAD_SETTINGS_MAX_VOTES_PER_PHONE: '' } });
+    assert.equal(config.http.host, '127.0.0.1');
+    assert.equal(config.http.token, 's3cret');
     assert.deepEqual(config.settings, { maxVotesPerPhone: 3 });
+    const host = config.warnings.find((w) => w.startsWith('environment variable FARAD_HTTP_HOST '));
+    assert.ok(host?.includes(`http.host keeps its value from config file ${file}`), JSON.stringify(config.warnings));
+    assert.ok(config.warnings.some((w) => w.startsWith('environment variable FARAD_HTTP_TOKEN is empty')), JSON.stringify(config.warnings));
+    assert.ok(config.warnings.some((w) => w.startsWith('environment variable FARAD_SETTINGS_MAX_VOTES_PER_PHONE is empty')), JSON.stringify(config.warnings));
+    const defaults = loadConfig({ env: { FARAD_HTTP_TOKEN: '' } });
+    assert.equal(defaults.http.token, undefined);
+    assert.match(defaults.warnings.join('\n'), /FARAD_HTTP_TOKEN is empty and has no effect: http\.token keeps its default/);
   });
 
   it('puts overrides between the file and the environment', () => {
@@ -247,11 +256,13 @@ describe('envNameOf', () => {
     }
     // Each listed variable, set to a value that is no field's default, either changes the loaded
     // config or makes loading fail: none is listed but ignored.
-    const baseline = JSON.stringify(loadConfig({ env: {} }));
+    // `sources` records every variable that is set, read or not: compare the rest.
+    const loaded = (env: NodeJS.ProcessEnv): string => JSON.stringify({ ...loadConfig({ env }), sources: undefined });
+    const baseline = loaded({});
     for (const name of names.filter((n) => !n.includes('<'))) {
       let outcome: string;
       try {
-        outcome = JSON.stringify(loadConfig({ env: { [name]: 'zz-not-a-default' } })) === baseline ? 'ignored' : 'read';
+        outcome = loaded({ [name]: 'zz-not-a-default' }) === baseline ? 'ignored' : 'read';
       } catch (err) {
         assert.ok(err instanceof ConfigError, `${name}: ${String(err)}`);
         outcome = 'read';
@@ -270,6 +281,10 @@ function at(config: object, path: string): unknown {
 const CONTRACT: ReadonlyArray<[variable: string, path: string, text: string, value: unknown]> = [
   ['FARAD_TRANSPORT', 'transport', 'kafka', 'kafka'],
   ['FARAD_DATA_DIR', 'dataDir', '/d', '/d'],
+  ['FARAD_RETENTION_BYTES', 'retention.bytes', '8388608', 8_388_608],
+  ['FARAD_RETENTION_MS', 'retention.ms', '3600000', 3_600_000],
+  ['FARAD_RETENTION_SEGMENT_BYTES', 'retention.segmentBytes', '1048576', 1_048_576],
+  ['FARAD_RETENTION_TOMBSTONE_MS', 'retention.tombstoneMs', '60000', 60_000],
   ['FARAD_COMMIT_INTERVAL_MS', 'commitIntervalMs', '7', 7],
   ['FARAD_MAX_BATCH_RECORDS', 'maxBatchRecords', '8', 8],
   ['FARAD_RETRY_BACKOFF_MS', 'retryBackoffMs', '9', 9],
@@ -404,7 +419,10 @@ describe('compiled config: one options slice per component', () => {
     assert.deepEqual(config.kafkaProducer, { transactionTimeoutMs: 60_000 });
     assert.deepEqual(config.kafkaTopics, { replicationFactor: -1 });
     assert.deepEqual(config.replication, { replicas: 2, rack: 'r1', advertisedUrl: undefined, snapshotIntervalMs: 60_000, sessionTimeoutMs: 10_000 });
-    assert.deepEqual(config.embedded, { dataDir: './data' });
+    assert.deepEqual(config.embedded, {
+      dataDir: './data',
+      retention: { bytes: 268_435_456, ms: 604_800_000, topics: {}, tombstoneMs: 86_400_000, segmentBytes: 8_388_608, checkIntervalMs: 10_000 },
+    });
     assert.deepEqual(config.log, { level: 'warn' });
     assert.deepEqual(config.warnings, []);
     for (const slice of [config.processing, config.kafkaClient, config.kafkaGroup, config.replication, config.log, config.warnings]) assert.ok(Object.isFrozen(slice));
@@ -534,5 +552,108 @@ describe('README settings table', () => {
     assert.equal(updated, `# x\n\nbefore\n${SETTINGS_TABLE_START}\nNEW\n${SETTINGS_TABLE_END}\nafter\n`);
     assert.equal(readSettingsTable(updated), 'NEW');
     assert.throws(() => withSettingsTable('# no markers', 'NEW'), /settings:start/);
+  });
+});
+
+describe('start-up inputs: one line naming the setting and its source, or a warning', () => {
+  /** The ConfigError for `options`, checked to be one line naming `field` and `source`. */
+  function oneLine(options: Parameters<typeof loadConfig>[0], field: string, source: string): string {
+    const err = configError(options);
+    assert.equal(err.context.field, field);
+    assert.ok(!err.message.includes('\n'), `one line: ${err.message}`);
+    assert.ok(err.message.startsWith(`invalid configuration: ${field}: `), err.message);
+    assert.ok(err.message.endsWith(`[from ${source}]`), err.message);
+    return err.message;
+  }
+
+  it('refuses an empty variable of a number, boolean or list setting instead of using the default', () => {
+    const env = (name: string, text = '') => ({ env: { [name]: text } });
+    assert.match(oneLine(env('FARAD_HTTP_PORT'), 'http.port', 'environment variable FARAD_HTTP_PORT'), /http\.port: empty; unset it or give an integer from 0 to 65535/);
+    assert.match(oneLine(env('FARAD_HTTP_PORT', '  '), 'http.port', 'environment variable FARAD_HTTP_PORT'), /empty; unset it/);
+    assert.match(oneLine(env('FARAD_REDIS_TLS'), 'redis.tls', 'environment variable FARAD_REDIS_TLS'), /empty; unset it or give true or false/);
+    assert.match(oneLine(env('FARAD_KAFKA_BROKERS', ' , '), 'kafka.brokers', 'environment variable FARAD_KAFKA_BROKERS'), /empty; unset it or give a comma-separated list/);
+    assert.match(oneLine(env('FARAD_RETRY_BACKOFF_MS'), 'retryBackoffMs', 'environment variable FARAD_RETRY_BACKOFF_MS'), /retryBackoffMs: empty; unset it or give an integer of at least 1 \[/);
+    // Not even a valid file value stands in for it: the variable is what was asked for.
+    const file = configFile('http:\n  port: 9000\n');
+    oneLine({ file, env: { FARAD_HTTP_PORT: '' } }, 'http.port', 'environment variable FARAD_HTTP_PORT');
+  });
+
+  it('takes integers in digits only, and names the range of a value out of range', () => {
+    const cases: Array<[variable: string, text: string, field: string, message: string]> = [
+      ['FARAD_HTTP_PORT', '1e9', 'http.port', '"1e9" is not written as an integer, and 1000000000 is out of range; give an integer from 0 to 65535'],
+      ['FARAD_MAX_BATCH_RECORDS', '1e3', 'maxBatchRecords', '"1e3" is not written as an integer; write 1000'],
+      ['FARAD_HTTP_PORT', '0x50', 'http.port', '"0x50" is not written as an integer; write 80'],
+      ['FARAD_COMMIT_INTERVAL_MS', '1.5', 'commitIntervalMs', '"1.5" is not an integer; give an integer from 1 to 60000'],
+      ['FARAD_COMMIT_INTERVAL_MS', '10.0', 'commitIntervalMs', '"10.0" is not written as an integer; write 10'],
+      ['FARAD_HTTP_PORT', '70000', 'http.port', '70000 is out of range; give an integer from 0 to 65535'],
+      ['FARAD_HTTP_PORT', '-1', 'http.port', '-1 is out of range; give an integer from 0 to 65535'],
+      ['FARAD_RETRY_BACKOFF_MS', '0', 'retryBackoffMs', '0 is out of range; give an integer of at least 1'],
+      ['FARAD_HTTP_PORT', 'eighty', 'http.port', '"eighty" is not a number; give an integer from 0 to 65535'],
+      ['FARAD_REDIS_TLS', 'yes', 'redis.tls', '"yes" is not a boolean; give true or false'],
+    ];
+    for (const [variable, text, field, message] of cases) {
+      const line = oneLine({ env: { [variable]: text } }, field, `environment variable ${variable}`);
+      assert.ok(line.includes(`${field}: ${message} [from`), `${variable}=${text}: ${line}`);
+    }
+    const file = configFile('http:\n  port: 70000\n');
+    assert.match(oneLine({ file, env: {} }, 'http.port', `config file ${file}`), /70000 is out of range; give an integer from 0 to 65535/);
+    assert.equal(loadConfig({ env: { FARAD_HTTP_PORT: ' 81 ' } }).http.port, 81, 'digits with spaces around are fine');
+  });
+
+  it('lets a variable replace an invalid file value, warning about the file value', () => {
+    const file = configFile('http:\n  port: eighty\n  host: 127.0.0.1\nlogLevel: loud\ncommitIntervalMs: 5\n');
+    const config = loadConfig({ file, env: { FARAD_HTTP_PORT: '9100', FARAD_LOG_LEVEL: 'warn' } });
+    assert.equal(config.http.port, 9100);
+    assert.equal(config.logLevel, 'warn');
+    const port = config.warnings.filter((w) => w.startsWith('http.port: '));
+    assert.equal(port.length, 1, JSON.stringify(config.warnings));
+    assert.equal(
+      port[0],
+      `http.port: "eighty" is not a number; give an integer from 0 to 65535 [from config file ${file}] has no effect: environment variable FARAD_HTTP_PORT replaces it. Fix or remove it there`,
+    );
+    assert.ok(config.warnings.some((w) => w.startsWith('logLevel: ') && w.includes(`[from config file ${file}]`) && w.includes('environment variable FARAD_LOG_LEVEL replaces it')));
+    assert.equal(config.warnings.length, 2, JSON.stringify(config.warnings));
+    assert.equal(config.sources['http.port'], 'environment variable FARAD_HTTP_PORT');
+    assert.equal(config.sources['http.host'], `config file ${file}`);
+    assert.equal(config.sources['retryBackoffMs'], undefined, 'a default has no source');
+  });
+
+  it('blames the variable, not the file, when both are invalid', () => {
+    const file = configFile('http:\n  port: eighty\n');
+    const line = oneLine({ file, env: { FARAD_HTTP_PORT: '70000' } }, 'http.port', 'environment variable FARAD_HTTP_PORT');
+    assert.doesNotMatch(line, /config file|eighty/);
+  });
+
+  it('still reports a file value that no variable replaces', () => {
+    const file = configFile('http:\n  port: eighty\n');
+    oneLine({ file, env: { FARAD_HTTP_HOST: '127.0.0.1' } }, 'http.port', `config file ${file}`);
+  });
+
+  it('lists several problems one per line', () => {
+    const err = configError({ env: { FARAD_HTTP_PORT: '', FARAD_COMMIT_INTERVAL_MS: '1e3' } });
+    assert.match(err.message, /^invalid configuration \(2 problems\):\n {2}\S/);
+    const lines = err.message.split('\n').slice(1);
+    assert.equal(lines.length, 2);
+    assert.ok(lines.includes('  http.port: empty; unset it or give an integer from 0 to 65535 [from environment variable FARAD_HTTP_PORT]'), err.message);
+    assert.ok(lines.includes('  commitIntervalMs: "1e3" is not written as an integer; write 1000 [from environment variable FARAD_COMMIT_INTERVAL_MS]'), err.message);
+  });
+
+  it('warns about an unknown FARAD_* variable, naming the closest setting', () => {
+    const cases: Array<[typo: string, closest: string]> = [
+      ['FARAD_HTTPPORT', 'FARAD_HTTP_PORT (http.port)'],
+      ['FARAD_COMIT_INTERVAL_MS', 'FARAD_COMMIT_INTERVAL_MS (commitIntervalMs)'],
+      ['FARAD_DATADIR', 'FARAD_DATA_DIR (dataDir)'],
+      ['FARAD_KAFKA_BROKER', 'FARAD_KAFKA_BROKERS (kafka.brokers)'],
+    ];
+    for (const [typo, closest] of cases) {
+      const config = loadConfig({ env: { [typo]: '9000' } });
+      assert.deepEqual(config.warnings, [`environment variable ${typo} has no effect: farad has no such setting. Did you mean ${closest}? farad --help lists every variable`]);
+      assert.deepEqual({ ...config, warnings: [] }, { ...loadConfig({ env: {} }), warnings: [] }, `${typo} changes nothing else`);
+    }
+  });
+
+  it('does not warn about app settings, or the variables of tests, benchmarks and the demo', () => {
+    const env = { FARAD_SETTINGS_MAX_VOTES_PER_PHONE: '3', FARAD_TEST_NO_SERVICES: '1', FARAD_BENCH_SUFFIX: 'x', FARAD_DEMO_RATE: '5', FARAD_HTTP_PORT: '81', PATH: '/bin' };
+    assert.deepEqual(loadConfig({ env }).warnings, []);
   });
 });

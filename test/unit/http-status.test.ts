@@ -26,7 +26,7 @@ import { compileApp, defineApp, record, table } from '../../src/procedures/index
 import { Reads } from '../../src/reads/index.js';
 import { PartitionState, partitionForKey } from '../../src/state/index.js';
 import { SchemaCatalog } from '../../src/codec/index.js';
-import type { EventLog, OutRecord } from '../../src/streams/index.js';
+import { DiskFullError, type EventLog, type OutRecord } from '../../src/streams/index.js';
 
 // Every typed error a route answers with, and the status it must get.
 const ANSWERED: Array<[FaradError, number]> = [
@@ -41,6 +41,7 @@ const ANSWERED: Array<[FaradError, number]> = [
   [new InvalidParameterError('bad_limit', 'limit must be ...'), 400],
   [new LocalTableReadError('partition-local'), 400],
   [new PartitionUnavailableError('partition 3 is restoring here', 'restoring', { partition: 3 }), 503],
+  [new DiskFullError('/var/lib/farad', 'journal write failed'), 507],
   [new RequestRejectedError('bad_json', 'not JSON'), 400],
   [new RequestRejectedError('bad_request', 'not an object'), 400],
   [new RequestRejectedError('unsupported_media_type', 'send JSON'), 415],

@@ -305,3 +305,76 @@ describe('toJson', () => {
     });
   });
 });
+
+describe('fromJson: strings must be Unicode text (no lone surrogates)', () => {
+  const NOTE: Schema = {
+    type: 'record',
+    name: 'Note',
+    namespace: 'sur',
+    fields: [
+      { name: 'id', type: 'string' },
+      { name: 'author', type: { type: 'record', name: 'Author', fields: [{ name: 'name', type: 'string' }] } },
+      { name: 'parts', type: { type: 'array', items: { type: 'record', name: 'Part', fields: [{ name: 'label', type: 'string' }] } }, default: [] },
+      { name: 'words', type: { type: 'array', items: 'string' }, default: [] },
+      { name: 'tags', type: { type: 'map', values: 'string' }, default: {} },
+      { name: 'counts', type: { type: 'map', values: 'int' }, default: {} },
+      { name: 'note', type: ['null', 'string'], default: null },
+      { name: 'ref', type: ['null', 'string', 'long'], default: null },
+      { name: 'shape', type: ['null', { type: 'record', name: 'Circle', fields: [{ name: 'label', type: 'string' }, { name: 'r', type: 'int' }] }, { type: 'record', name: 'Square', fields: [{ name: 'label', type: 'string' }, { name: 'side', type: 'int' }] }], default: null },
+    ],
+  };
+  const noteType = avsc.Type.forSchema(NOTE);
+  const note = (over: Record<string, unknown> = {}): Record<string, unknown> => ({ id: 'n-1', author: { name: 'Ann' }, ...over });
+  const LONE = /holds a lone surrogate \(U\+D800 at index 3\), which is not Unicode text and cannot be encoded as UTF-8; send well-formed text$/;
+
+  it('refuses a lone surrogate anywhere in an event, naming the field', () => {
+    const cases: Array<[over: Record<string, unknown>, field: string]> = [
+      [{ id: 'SUR\ud800' }, 'id'],
+      [{ author: { name: 'SUR\ud800' } }, 'author.name'],
+      [{ parts: [{ label: 'ok' }, { label: 'SUR\ud800' }] }, 'parts[1].label'],
+      [{ words: ['a', 'b', 'SUR\ud800'] }, 'words[2]'],
+      [{ tags: { colour: 'SUR\ud800' } }, 'tags.colour'],
+      [{ note: 'SUR\ud800' }, 'note'],
+      [{ note: { string: 'SUR\ud800' } }, 'note'],
+      [{ ref: 'SUR\ud800' }, 'ref'],
+      [{ ref: { string: 'SUR\ud800' } }, 'ref'],
+      [{ shape: { label: 'SUR\ud800', r: 1 } }, 'shape.label'],
+      [{ shape: { 'sur.Square': { label: 'SUR\ud800', side: 2 } } }, 'shape.label'],
+    ];
+    for (const [over, field] of cases) assertInvalid(note(over), field, LONE, noteType);
+    assertInvalid(note({ id: 'SUR\ud800' }), 'id', /^field "id": string "SUR\\ud800" holds a lone surrogate/, noteType);
+  });
+
+  it('refuses a lone surrogate in a map key, naming the key escaped', () => {
+    assertInvalid(note({ tags: { 'SUR\ud800': 'x' } }), 'tags["SUR\\ud800"]', /map key string "SUR\\ud800" holds a lone surrogate/, noteType);
+    assertInvalid(note({ counts: { 'SUR\ud800': 1 } }), 'counts["SUR\\ud800"]', /map key/, noteType);
+  });
+
+  it('refuses stray low surrogates and reversed pairs, and a lone surrogate as a whole value', () => {
+    assertInvalid(note({ id: '\udc00x' }), 'id', /U\+DC00 at index 0/, noteType);
+    assertInvalid(note({ id: 'ab\udc00\ud800' }), 'id', /U\+DC00 at index 2/, noteType);
+    assertInvalid(note({ id: 'abc\ud83d' }), 'id', /U\+D83D at index 3/, noteType);
+    assertInvalid('SUR\ud800', undefined, /^value: string "SUR\\ud800" holds a lone surrogate/, avsc.Type.forSchema('string'));
+  });
+
+  it('accepts surrogate pairs, which survive the Avro round trip unchanged', () => {
+    const json = note({
+      id: 'k\ud83d\ude00',
+      author: { name: '\u{1F600}\u{10FFFF}' },
+      words: ['\u{1F600}'],
+      tags: { '\u{1F600}': '\u{1F600}' },
+      ref: 'x\u{1F600}',
+      shape: { label: '\u{1F600}', side: 3 },
+    });
+    const value = fromJson(noteType, json);
+    assert.deepEqual(JSON.parse(JSON.stringify(noteType.fromBuffer(noteType.toBuffer(value)))), JSON.parse(JSON.stringify(value)));
+    assert.equal((value as { id: string }).id, 'k\u{1F600}');
+  });
+
+  it('is what avsc itself does not do: a lone surrogate would become U+FFFD on the log', () => {
+    // Why the check exists: avsc encodes strings as UTF-8, replacing a lone surrogate.
+    const stringType = avsc.Type.forSchema('string');
+    assert.ok(stringType.isValid('SUR\ud800'));
+    assert.match(stringType.fromBuffer(stringType.toBuffer('SUR\ud800')) as string, /^SUR\ufffd+$/);
+  });
+});

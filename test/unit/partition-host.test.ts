@@ -25,8 +25,8 @@ function hostFixture() {
   const ledger = new Ledger();
   const { log } = ledger;
   const observer = new RecordingObserver();
-  const { app, codec, globals, processing, logger } = ledger.context();
-  const host = new PartitionHost({ app, codec, globals, processing, logger, observer, clustered: false });
+  const { app, codec, rows, globals, processing, logger } = ledger.context();
+  const host = new PartitionHost({ app, codec, rows, globals, processing, logger, observer, clustered: false });
   const running = host.start(log, membership);
   let stopped = false;
   const stop = async (): Promise<void> => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import avsc from 'avsc';
 import { HandlerContractError, SchemaValidationError, WrongPartitionError } from '../../src/errors.js';
 import { CommittedTable, HandlerTable, PartitionState, type Key, type TableSchema } from '../../src/state/index.js';
-import { applyChangelogRecord, encodeChanges } from '../../src/codec/index.js';
+import { RowCodec, SCHEMA_HEADER } from '../../src/codec/index.js';
 import { intKeysOf, keysOf } from './support/partition-keys.js';
 
 // ---- fixtures -------------------------------------------------------------------------------
@@ -389,8 +389,9 @@ describe('PartitionState: changes() (the changelog delta)', () => {
   it('round-trips through the changelog codec into an equal partition', () => {
     const { state, t } = single();
     const replica = new PartitionState(0, 1, TABLES);
+    const rows = new RowCodec(TABLES.map((table) => ({ ...table, formerly: [] })));
     const commit = (): void => {
-      for (const { key, value } of encodeChanges(state, state.changes())) applyChangelogRecord(replica, key, value);
+      for (const { key, value, headers } of rows.encodeChanges(state.changes())) rows.apply(replica, key, value, headers?.[SCHEMA_HEADER]);
       state.markCommitted();
     };
     t('accounts').put('alice', account('alice', 5));

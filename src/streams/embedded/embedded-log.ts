@@ -5,17 +5,19 @@ import type { Logger } from 'pino';
 import { AppDefinitionError, LeaseRevokedError, TransportError } from '../../errors.js';
 import type { ChangelogFollower, ChangelogSink, CommitResult, EventLog, MembershipPolicy, PartitionLease, TopicSpec } from '../event-log.js';
 import type { CommitPlan, LogRecord, OutRecord } from '../records.js';
-import { encodeBatchFrame, encodeTopicFrame, KIND_TOPIC, parseFrame } from './frames.js';
+import { Compactor } from './compactor.js';
+import { DiskFullError } from './errors.js';
+import { encodeBatchFrame, encodeTopicFrame } from './frames.js';
 import { Journal } from './journal.js';
 import { DataDirLock } from './lock.js';
-import { PartitionLog } from './partition-log.js';
+import { LogIndex, type Topic } from './log-index.js';
+import type { PartitionLog } from './partition-log.js';
+import type { RetentionOptions } from './retention.js';
 
-interface Topic {
-  readonly id: number;
-  readonly name: string;
-  readonly partitions: PartitionLog[];
-  readonly compacted: boolean;
-}
+/** Segment size when no retention is given (tools that open a data directory to read or append). */
+const DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024;
+/** At most one disk-full error log line per this long (every refused write would log otherwise). */
+const DISK_FULL_LOG_EVERY_MS = 10_000;
 
 export interface EmbeddedLogOptions {
   /** Directory of the journal and lock file. */
@@ -27,20 +29,26 @@ export interface EmbeddedLogOptions {
   readonly inputTopics: readonly string[];
   readonly changelogTopic: string;
   readonly partitions: number;
+  /**
+   * Retention, compaction and segment size. Unset (tools that read or append to a data
+   * directory): segments roll at 8 MiB and nothing is cleaned; the next `farad run` cleans.
+   */
+  readonly retention?: RetentionOptions | undefined;
 }
 
 /**
  * farad's single-node log: topics, partitions, offsets and atomic multi-topic commits in one
- * process, persisted as a journal under the data directory. A commit (outputs + changelog +
- * dead letters + input offsets) is one journal frame, so after a crash it is there entirely or
- * not at all. Every partition is leased to this process.
+ * process, persisted as a journal of segments under the data directory. A commit (outputs +
+ * changelog + dead letters + input offsets) is one journal frame, so after a crash it is there
+ * entirely or not at all. Every partition is leased to this process. With retention, a
+ * background cleaner keeps the directory bounded (compactor.ts).
  */
 export class EmbeddedLog implements EventLog {
-  private readonly topics = new Map<string, Topic>();
-  private readonly topicsById: Topic[] = [];
-  private readonly committed = new Map<string, number>();
+  private readonly index = new LogIndex();
   private readonly leasesOut: EmbeddedLease[] = [];
   private closed = false;
+  private compactor: Compactor | undefined;
+  private diskFullLoggedAt = 0;
 
   private constructor(
     private readonly options: EmbeddedLogOptions,
@@ -52,28 +60,53 @@ export class EmbeddedLog implements EventLog {
     mkdirSync(options.dataDir, { recursive: true });
     const lock = DataDirLock.acquire(join(options.dataDir, 'LOCK'));
     const log = new EmbeddedLog(options, lock);
+    const index = log.index;
+    const started = Date.now();
     try {
       let frames = 0;
       log.journal = await Journal.open(
-        join(options.dataDir, 'journal.log'),
-        (frame, position) => {
-          log.applyFrame(frame, position);
-          frames++;
+        options.dataDir,
+        {
+          segment: (number, header, headerBytes) => {
+            index.beginSegment(number, header, headerBytes);
+            log.compactor?.trigger(); // a roll: a segment was sealed
+          },
+          frame: (frame, position) => {
+            index.applyFrame(frame, position);
+            frames++;
+          },
+          truncated: (valid, dropped) =>
+            options.logger.warn({ validBytes: valid, droppedBytes: dropped }, 'embedded log: cut off a torn tail left by a crash'),
+          header: (number) => index.header(number),
+          rollFailed: (err) => log.reportWriteError(err),
         },
-        (valid, dropped) =>
-          options.logger.warn({ validBytes: valid, droppedBytes: dropped }, 'embedded log: cut off a torn tail left by a crash'),
+        { segmentBytes: options.retention?.segmentBytes ?? DEFAULT_SEGMENT_BYTES },
       );
-      options.logger.debug({ frames, bytes: log.journal.bytes }, 'embedded log opened');
+      options.logger.debug(
+        { frames, bytes: log.journal.bytes, segments: log.journal.sealed().length + 1, ms: Date.now() - started },
+        'embedded log opened',
+      );
     } catch (err) {
       lock.release();
       throw err;
+    }
+    if (options.retention) {
+      log.compactor = new Compactor({
+        journal: log.journal,
+        index,
+        retention: options.retention,
+        group: options.group,
+        inputTopics: options.inputTopics,
+        logger: options.logger,
+      });
+      log.compactor.start();
     }
     return log;
   }
 
   async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
     for (const spec of specs) {
-      const existing = this.topics.get(spec.name);
+      const existing = this.index.topics.get(spec.name);
       if (existing) {
         if (existing.partitions.length !== spec.partitions) {
           throw new AppDefinitionError(
@@ -84,7 +117,7 @@ export class EmbeddedLog implements EventLog {
         }
         continue;
       }
-      await this.writeFrame(encodeTopicFrame(spec.name, spec.partitions, spec.compacted ?? false), (frame) => this.applyFrame(frame, 0));
+      await this.writeFrame(encodeTopicFrame(spec.name, spec.partitions, spec.compacted ?? false), (frame, position) => this.index.applyFrame(frame, position));
     }
   }
 
@@ -110,21 +143,49 @@ export class EmbeddedLog implements EventLog {
   }
 
   committedOffset(group: string, topic: string, partition: number): number {
-    return this.committed.get(offsetKey(group, topic, partition)) ?? 0;
+    return this.index.committedOffset(group, topic, partition);
+  }
+
+  /** The lowest offset of a topic partition still held (retention and compaction remove records before it). */
+  startOffset(topic: string, partition: number): number {
+    return this.partitionLog(topic, partition).start;
   }
 
   hasTopic(topic: string): boolean {
-    return this.topics.has(topic);
+    return this.index.topics.has(topic);
   }
 
   async *readRange(topic: string, partition: number, fromOffset: number): AsyncIterable<readonly LogRecord[]> {
     const end = this.endOffset(topic, partition);
     for (let offset = fromOffset; offset < end; ) {
-      const chunk = this.read(topic, partition, offset, Math.min(10_000, end - offset));
+      const chunk = this.read(topic, partition, offset, 10_000).filter((r) => r.offset < end);
       if (chunk.length === 0) break;
-      offset += chunk.length;
+      offset = chunk[chunk.length - 1]!.offset + 1; // compaction leaves gaps
       yield chunk;
     }
+  }
+
+  /** Bytes of records on disk per topic (the `farad_log_bytes` gauge). */
+  diskUsage(): Array<{ topic: string; bytes: number }> {
+    return this.index.bytesByTopic();
+  }
+
+  /** Bytes of all journal files (segments, headers, commits). */
+  get diskBytes(): number {
+    return this.journal?.bytes ?? 0;
+  }
+
+  /** Runs retention and compaction now and waits until nothing is left to do (tools, tests). */
+  async clean(): Promise<void> {
+    if (!this.compactor) return;
+    await this.compactor.idle();
+    this.compactor.trigger();
+    await this.compactor.idle();
+  }
+
+  /** Longest synchronous slice the cleaner has run so far, in ms: how long it held up processing at most. */
+  get longestCleaningPauseMs(): number {
+    return this.compactor?.longestSliceMs ?? 0;
   }
 
   consumerLag(): Array<{ partition: number; lag: number }> {
@@ -161,6 +222,7 @@ export class EmbeddedLog implements EventLog {
     if (this.closed) return;
     this.closed = true;
     for (const lease of this.leasesOut) lease.revoke();
+    await this.compactor?.stop();
     await this.journal?.close();
     this.lock.release();
   }
@@ -188,72 +250,40 @@ export class EmbeddedLog implements EventLog {
     if (this.closed) throw new TransportError('embedded log is closed', { partition: plan.partition });
     for (const r of plan.records) this.checkPartition(r.topic, r.partition);
     const frame = encodeBatchFrame(plan.records, (t) => this.topic(t).id, plan.offsets, this.options.group);
-    await this.writeFrame(frame, (_, position) => {
-      this.applyBatch(frame, position, plan.records);
-      for (const c of plan.offsets) this.committed.set(offsetKey(this.options.group, c.topic, c.partition), c.offset);
-    });
+    // The frame carries the offsets too: applying it moves them.
+    await this.writeFrame(frame, (_, position) => this.applyBatch(frame, position, plan.records));
     const wroteChangelog = plan.records.some((r) => r.topic === this.options.changelogTopic && r.partition === plan.partition);
     return { changelogNext: wroteChangelog ? this.endOffset(this.options.changelogTopic, plan.partition) : undefined };
   }
 
   // ---- journal application -----------------------------------------------------------------
 
-  private writeFrame(frame: Buffer, onDurable: (frame: Buffer, position: number) => void): Promise<void> {
-    if (!this.journal || this.closed) return Promise.reject(new TransportError('embedded log is closed'));
-    return this.journal.write(frame, (position) => onDurable(frame, position));
-  }
-
-  /** Applies a replayed frame. */
-  private applyFrame(frame: Buffer, position: number): void {
-    const parsed = parseFrame(frame);
-    if (parsed.kind === KIND_TOPIC) {
-      if (this.topics.has(parsed.name)) return;
-      const topic: Topic = {
-        id: this.topicsById.length,
-        name: parsed.name,
-        partitions: Array.from({ length: parsed.partitions }, (_, p) => new PartitionLog(parsed.name, p)),
-        compacted: parsed.compacted,
-      };
-      this.topics.set(topic.name, topic);
-      this.topicsById.push(topic);
-      return;
-    }
-    for (const slot of parsed.records) {
-      const topic = this.topicsById[slot.topicId];
-      const log = topic?.partitions[slot.partition];
-      if (!topic || !log) throw new TransportError(`journal names unknown topic ${slot.topicId}/${slot.partition}`);
-      log.append(position + slot.start, slot.length, undefined);
-    }
-    for (const c of parsed.commits) {
-      const topic = this.topicsById[c.topicId];
-      if (topic) this.committed.set(offsetKey(c.group, topic.name, c.partition), c.offset);
+  private async writeFrame(frame: Buffer, onDurable: (frame: Buffer, position: number) => void): Promise<void> {
+    if (!this.journal || this.closed) throw new TransportError('embedded log is closed');
+    try {
+      await this.journal.write(frame, (position) => onDurable(frame, position));
+    } catch (err) {
+      this.reportWriteError(err);
+      throw err;
     }
   }
 
-  /** Indexes a batch just written, keeping the records in the tail cache. */
+  /** A full disk is said loudly (once in a while): the operator has to act. */
+  private reportWriteError(err: unknown): void {
+    if (!(err instanceof DiskFullError)) return;
+    const now = Date.now();
+    if (now - this.diskFullLoggedAt < DISK_FULL_LOG_EVERY_MS) return;
+    this.diskFullLoggedAt = now;
+    this.options.logger.error({ code: err.code, dataDir: err.dataDir }, err.message);
+  }
+
+  /** Indexes a batch just written, keeping the records in the tail cache, and wakes readers. */
   private applyBatch(frame: Buffer, position: number, records: readonly OutRecord[]): void {
-    const parsed = parseFrame(frame);
-    if (parsed.kind !== 2) return;
-    const touched = new Set<PartitionLog>();
-    parsed.records.forEach((slot, i) => {
-      const r = records[i]!;
-      const log = this.topicsById[slot.topicId]!.partitions[slot.partition]!;
-      log.append(position + slot.start, slot.length, {
-        topic: r.topic,
-        partition: r.partition,
-        offset: log.end,
-        timestamp: r.timestamp,
-        key: r.key,
-        value: r.value,
-        headers: r.headers ?? {},
-      });
-      touched.add(log);
-    });
-    for (const log of touched) log.notify();
+    for (const log of this.index.applyFrame(frame, position, records)) log.notify();
   }
 
   private topic(name: string): Topic {
-    const topic = this.topics.get(name);
+    const topic = this.index.topics.get(name);
     if (!topic) throw new TransportError(`unknown topic "${name}"`, { topic: name });
     return topic;
   }
@@ -264,10 +294,6 @@ export class EmbeddedLog implements EventLog {
       throw new TransportError(`topic "${topic}" has ${count} partitions; partition ${partition} does not exist`, { topic, partition });
     }
   }
-}
-
-function offsetKey(group: string, topic: string, partition: number): string {
-  return `${group}\u0000${topic}\u0000${partition}`;
 }
 
 /** The embedded log's lease of one partition: reads all input topics' partition p in log order. */
@@ -357,14 +383,14 @@ class EmbeddedLease implements PartitionLease {
       const topic = topics[0]!;
       const from = this.cursors.get(topic)!;
       const records = this.log.read(topic, this.partition, from, max);
-      this.cursors.set(topic, from + records.length);
+      if (records.length > 0) this.cursors.set(topic, records[records.length - 1]!.offset + 1);
       return records;
     }
     const candidates: Array<{ record: LogRecord; position: number }> = [];
     for (const topic of topics) {
       const log = this.log.partitionLog(topic, this.partition);
       const from = this.cursors.get(topic)!;
-      log.read(from, max, this.log.readFromJournal).forEach((record, i) => candidates.push({ record, position: log.positionOf(from + i) }));
+      for (const record of log.read(from, max, this.log.readFromJournal)) candidates.push({ record, position: log.positionOf(record.offset) });
     }
     candidates.sort((a, b) => a.position - b.position);
     const taken = candidates.slice(0, max).map((c) => c.record);

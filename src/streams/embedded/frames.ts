@@ -7,8 +7,13 @@ import { crc32 } from './crc32.js';
  * whole or, after a crash, detected as torn by its length or checksum and cut off on replay.
  *
  * Payload kinds:
- *  1 topic:  u16 name length | name | u32 partitions | u8 compacted
- *  2 batch:  u32 record count | records | u32 offset-commit count | offset commits
+ *  1 topic:   u16 name length | name | u32 partitions | u8 compacted
+ *  2 batch:   u32 record count | records | u32 offset-commit count | offset commits
+ *  3 segment: the first frame of every segment file (see SegmentHeader): f64 segment number
+ *             | f64 covers-through | u32 topic count | (u32 id | u16 len | name | u32 partitions
+ *             | u8 compacted | f64 next offset per partition)* | u32 commit count | commits
+ *  4 records: u32 record count | (f64 offset | record)*  (records kept by the cleaner: explicit
+ *             offsets, because the records around them are gone)
  * record:  u32 topic id | u32 partition | f64 timestamp | i32 key length (-1 null) | key
  *          | i32 value length (-1 null) | value | u16 header count | (u16 len | k | u32 len | v)*
  * commit:  u16 group length | group | u32 topic id | u32 partition | f64 next offset
@@ -16,6 +21,8 @@ import { crc32 } from './crc32.js';
 export const FRAME_HEADER = 8;
 export const KIND_TOPIC = 1;
 export const KIND_BATCH = 2;
+export const KIND_SEGMENT = 3;
+export const KIND_RECORDS = 4;
 
 export interface TopicFrame {
   readonly kind: typeof KIND_TOPIC;
@@ -31,12 +38,50 @@ export interface RecordSlot {
   /** Byte offset of the record within the frame. */
   readonly start: number;
   readonly length: number;
+  /** Explicit offset (records frames); undefined: the partition's next offset (batch frames). */
+  readonly offset: number | undefined;
+  readonly timestamp: number;
+  /** Byte offset of the key within the frame, and its length (-1: null key). */
+  readonly keyAt: number;
+  readonly keyLength: number;
+  /** Null value: a delete marker on a compacted topic. */
+  readonly tombstone: boolean;
+}
+
+export interface OffsetCommitEntry {
+  readonly group: string;
+  readonly topicId: number;
+  readonly partition: number;
+  readonly offset: number;
 }
 
 export interface BatchFrame {
-  readonly kind: typeof KIND_BATCH;
+  readonly kind: typeof KIND_BATCH | typeof KIND_RECORDS;
   readonly records: readonly RecordSlot[];
-  readonly commits: ReadonlyArray<{ group: string; topicId: number; partition: number; offset: number }>;
+  readonly commits: readonly OffsetCommitEntry[];
+}
+
+/** A topic as a segment header declares it: its id, and every partition's next offset at the segment's start. */
+export interface HeaderTopic {
+  readonly id: number;
+  readonly name: string;
+  readonly partitions: number;
+  readonly compacted: boolean;
+  readonly next: readonly number[];
+}
+
+/**
+ * The first frame of a segment file: the log's metadata as of the segment's start (topics with
+ * their ids, next offsets, committed offsets), so that the segments before it can be deleted.
+ * `coversThrough` > `number` marks a file the cleaner wrote in place of segments
+ * `number..coversThrough`; recovery deletes those that are still there.
+ */
+export interface SegmentHeader {
+  readonly kind: typeof KIND_SEGMENT;
+  readonly number: number;
+  readonly coversThrough: number;
+  readonly topics: readonly HeaderTopic[];
+  readonly commits: readonly OffsetCommitEntry[];
 }
 
 /** Growable byte writer. */
@@ -148,6 +193,43 @@ export function encodeBatchFrame(
   return w.finish();
 }
 
+export function encodeSegmentHeader(header: Omit<SegmentHeader, 'kind'>): Buffer {
+  const w = new Writer(256);
+  w.u8(KIND_SEGMENT);
+  w.f64(header.number);
+  w.f64(header.coversThrough);
+  w.u32(header.topics.length);
+  for (const t of header.topics) {
+    w.u32(t.id);
+    w.str16(t.name);
+    w.u32(t.partitions);
+    w.u8(t.compacted ? 1 : 0);
+    for (let p = 0; p < t.partitions; p++) w.f64(t.next[p] ?? 0);
+  }
+  w.u32(header.commits.length);
+  for (const c of header.commits) {
+    w.str16(c.group);
+    w.u32(c.topicId);
+    w.u32(c.partition);
+    w.f64(c.offset);
+  }
+  return w.finish();
+}
+
+/** A records frame of records copied verbatim (as located by their slots) with their offsets. */
+export function encodeRecordsFrame(records: ReadonlyArray<{ readonly offset: number; readonly bytes: Buffer }>): Buffer {
+  let size = 16;
+  for (const r of records) size += 8 + r.bytes.length;
+  const w = new Writer(size);
+  w.u8(KIND_RECORDS);
+  w.u32(records.length);
+  for (const r of records) {
+    w.f64(r.offset);
+    w.bytes(r.bytes);
+  }
+  return w.finish();
+}
+
 /** Verifies a frame at `pos` in `buf`; returns its total length, or undefined if torn/corrupt. */
 export function checkFrame(buf: Buffer, pos: number): number | undefined {
   if (pos + FRAME_HEADER > buf.length) return undefined;
@@ -159,7 +241,7 @@ export function checkFrame(buf: Buffer, pos: number): number | undefined {
 }
 
 /** Parses a verified frame. Record slots point into `frame`. */
-export function parseFrame(frame: Buffer): TopicFrame | BatchFrame {
+export function parseFrame(frame: Buffer): TopicFrame | BatchFrame | SegmentHeader {
   let pos = FRAME_HEADER;
   const kind = frame.readUInt8(pos++);
   const str16 = (): string => {
@@ -174,36 +256,113 @@ export function parseFrame(frame: Buffer): TopicFrame | BatchFrame {
     const compacted = frame.readUInt8(pos + 4) === 1;
     return { kind, name, partitions, compacted };
   }
-  if (kind !== KIND_BATCH) throw new CorruptDataError(`journal frame of unknown kind ${kind}`);
-  const count = frame.readUInt32LE(pos);
-  pos += 4;
-  const records: RecordSlot[] = [];
-  for (let i = 0; i < count; i++) {
-    const start = pos;
-    const topicId = frame.readUInt32LE(pos);
-    const partition = frame.readUInt32LE(pos + 4);
-    pos += 16;
-    for (let j = 0; j < 2; j++) {
-      const n = frame.readInt32LE(pos);
-      pos += 4 + Math.max(n, 0);
+  if (kind === KIND_SEGMENT) {
+    const number = frame.readDoubleLE(pos);
+    const coversThrough = frame.readDoubleLE(pos + 8);
+    const topicCount = frame.readUInt32LE(pos + 16);
+    pos += 20;
+    const topics: HeaderTopic[] = [];
+    for (let i = 0; i < topicCount; i++) {
+      const id = frame.readUInt32LE(pos);
+      pos += 4;
+      const name = str16();
+      const partitions = frame.readUInt32LE(pos);
+      const compacted = frame.readUInt8(pos + 4) === 1;
+      pos += 5;
+      const next: number[] = [];
+      for (let p = 0; p < partitions; p++, pos += 8) next.push(frame.readDoubleLE(pos));
+      topics.push({ id, name, partitions, compacted, next });
     }
+    return { kind, number, coversThrough, topics, commits: readCommits() };
+  }
+  if (kind !== KIND_BATCH && kind !== KIND_RECORDS) throw new CorruptDataError(`journal frame of unknown kind ${kind}`);
+  const cursor = new RecordCursor(frame);
+  const records: RecordSlot[] = [];
+  while (cursor.next()) {
+    const { topicId, partition, start, length, offset, timestamp, keyAt, keyLength, tombstone } = cursor;
+    records.push({ topicId, partition, start, length, offset, timestamp, keyAt, keyLength, tombstone });
+  }
+  pos = cursor.position;
+  if (kind === KIND_RECORDS) return { kind, records, commits: [] };
+  return { kind, records, commits: readCommits() };
+
+  function readCommits(): OffsetCommitEntry[] {
+    const commitCount = frame.readUInt32LE(pos);
+    pos += 4;
+    const commits: OffsetCommitEntry[] = [];
+    for (let i = 0; i < commitCount; i++) {
+      const group = str16();
+      commits.push({ group, topicId: frame.readUInt32LE(pos), partition: frame.readUInt32LE(pos + 4), offset: frame.readDoubleLE(pos + 8) });
+      pos += 16;
+    }
+    return commits;
+  }
+}
+
+
+/**
+ * Walks the records of a batch or records frame, one `next()` at a time, without allocating:
+ * after each `next()` the fields describe the current record (as a RecordSlot would). The
+ * cleaner's loop, which may pause between any two records.
+ */
+export class RecordCursor {
+  topicId = 0;
+  partition = 0;
+  start = 0;
+  length = 0;
+  offset: number | undefined = undefined;
+  timestamp = 0;
+  keyAt = 0;
+  keyLength = -1;
+  tombstone = false;
+  private pos: number;
+  private remaining: number;
+  private readonly explicit: boolean;
+
+  constructor(private readonly frame: Buffer) {
+    const kind = frame.readUInt8(FRAME_HEADER);
+    if (kind !== KIND_BATCH && kind !== KIND_RECORDS) throw new CorruptDataError(`journal frame of kind ${kind} holds no records`);
+    this.explicit = kind === KIND_RECORDS;
+    this.remaining = frame.readUInt32LE(FRAME_HEADER + 1);
+    this.pos = FRAME_HEADER + 5;
+  }
+
+  /** Where the records end (after the last `next()` returned false: the frame's commits). */
+  get position(): number {
+    return this.pos;
+  }
+
+  next(): boolean {
+    if (this.remaining === 0) return false;
+    this.remaining--;
+    const frame = this.frame;
+    let pos = this.pos;
+    if (this.explicit) {
+      this.offset = frame.readDoubleLE(pos);
+      pos += 8;
+    } else this.offset = undefined;
+    this.start = pos;
+    this.topicId = frame.readUInt32LE(pos);
+    this.partition = frame.readUInt32LE(pos + 4);
+    this.timestamp = frame.readDoubleLE(pos + 8);
+    pos += 16;
+    const keyLength = frame.readInt32LE(pos);
+    this.keyLength = keyLength;
+    this.keyAt = pos + 4;
+    pos = this.keyAt + Math.max(keyLength, 0);
+    const valueLength = frame.readInt32LE(pos);
+    this.tombstone = valueLength < 0;
+    pos += 4 + Math.max(valueLength, 0);
     const headers = frame.readUInt16LE(pos);
     pos += 2;
     for (let h = 0; h < headers; h++) {
       pos += 2 + frame.readUInt16LE(pos);
       pos += 4 + frame.readUInt32LE(pos);
     }
-    records.push({ topicId, partition, start, length: pos - start });
+    this.length = pos - this.start;
+    this.pos = pos;
+    return true;
   }
-  const commitCount = frame.readUInt32LE(pos);
-  pos += 4;
-  const commits: BatchFrame['commits'][number][] = [];
-  for (let i = 0; i < commitCount; i++) {
-    const group = str16();
-    commits.push({ group, topicId: frame.readUInt32LE(pos), partition: frame.readUInt32LE(pos + 4), offset: frame.readDoubleLE(pos + 8) });
-    pos += 16;
-  }
-  return { kind, records, commits };
 }
 
 /** Decodes one record's bytes (as located by a RecordSlot). */

@@ -1,5 +1,5 @@
 import { Subject, type Observable } from 'rxjs';
-import { encodeChangeKey, encodeRowValue, SchemaCatalog } from '../../../src/codec/index.js';
+import { encodeChangeKey, RowCodec, SchemaCatalog } from '../../../src/codec/index.js';
 import { LeaseRevokedError, ProducerFencedError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/log.js';
 import type { OwnerContext, PartitionObserver, PartitionRole } from '../../../src/partition/index.js';
@@ -524,7 +524,7 @@ export class Ledger {
       partition,
       timestamp: 1_700_000_000_000,
       key: encodeChangeKey('balances', account),
-      value: encodeRowValue(schema, balance === undefined ? undefined : { balance }),
+      value: balance === undefined ? null : schema.valueType.toBuffer({ balance }),
     };
   }
 
@@ -568,6 +568,7 @@ export class Ledger {
     return {
       app: this.app,
       codec: this.catalog,
+      rows: new RowCodec(this.app.tables.values(), this.app.droppedTables),
       globals: globalViews(this.app),
       processing: { commitIntervalMs: 5, maxBatchRecords: 100, retryBackoffMs: 1, ...processing },
       partitionsOf: (topic) => this.log.partitionsOf(topic),

@@ -1,0 +1,32 @@
+import { FaradError, TransportError } from '../../errors.js';
+
+/**
+ * The embedded log's disk is full (ENOSPC, EDQUOT). Nothing that failed was acknowledged; what
+ * was acknowledged before is on disk. Retrying helps once space is freed.
+ */
+export class DiskFullError extends FaradError {
+  readonly code = 'disk_full';
+  override readonly retriable = true;
+
+  constructor(
+    readonly dataDir: string,
+    operation: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `${operation}: the disk holding the data directory ${dataDir} is full. Everything acknowledged so far is kept; ` +
+        'new events are refused until there is room. Free disk space, lower retention.bytes / retention.ms ' +
+        '(FARAD_RETENTION_BYTES, FARAD_RETENTION_MS) so old segments are deleted, or move FARAD_DATA_DIR to a larger disk',
+      {},
+      options,
+    );
+  }
+}
+
+/** The typed error of a failed journal file operation: DiskFullError when out of space, else a retriable TransportError. */
+export function ioError(err: unknown, dataDir: string, operation: string): FaradError {
+  if (err instanceof FaradError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new DiskFullError(dataDir, operation, { cause: err });
+  return new TransportError(`${operation} (${dataDir}): ${(err as Error | undefined)?.message ?? String(err)}`, {}, { cause: err });
+}
