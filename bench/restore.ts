@@ -13,7 +13,7 @@ import { compileApp, type CompiledApp } from '../src/procedures/index.js';
 import { RedisSnapshotStore } from '../src/replication/index.js';
 import { Snapshots } from '../src/replication/index.js';
 import { PartitionState } from '../src/state/index.js';
-import { encodeChangeKey, encodeSnapshot, RowCodec, SCHEMA_HEADER } from '../src/codec/index.js';
+import { encodeChangeKey, encodeSnapshot, RowCodec } from '../src/codec/index.js';
 import type { OutRecord } from '../src/streams/index.js';
 import { distinctPhones } from './memory.js';
 import { progress, progressEvery, quantile, ratio, removeDir, round, tempDir, type BenchContext, type Result, type ScenarioReport } from './lib.js';
@@ -107,7 +107,8 @@ export async function restoreSnapshot(ctx: BenchContext): Promise<ScenarioReport
         pos += 4 + klen;
         const vlen = data.readUInt32LE(pos);
         const type = table === 'votesByPhone' ? valueType : counterType;
-        maps.get(table)!.set(key, type.fromBuffer(data.subarray(pos + 4, pos + 4 + vlen)));
+        // Rows are single-object framed: the body follows the 10-byte header.
+        maps.get(table)!.set(key, type.fromBuffer(data.subarray(pos + 4 + 10, pos + 4 + vlen)));
         pos += 4 + vlen;
       }
       baselineSeconds.push((performance.now() - t0) / 1000);
@@ -232,7 +233,7 @@ export async function restoreChangelog(ctx: BenchContext): Promise<ScenarioRepor
       const codec = new RowCodec(compiled.tables.values(), compiled.droppedTables);
       const t0 = performance.now();
       for await (const chunk of reopened.readRange(compiled.changelogTopic, 0, 0)) {
-        for (const record of chunk) codec.apply(state, record.key, record.value, record.headers[SCHEMA_HEADER]);
+        for (const record of chunk) codec.apply(state, record.key, record.value);
       }
       const seconds = (performance.now() - t0) / 1000;
       await reopened.close();

@@ -5,11 +5,30 @@ import { incompatibility, SchemaBook, schemaFingerprint, type RegisteredSchema }
 
 /**
  * Changelog records: key = UTF-8 JSON `[table, key]` (unique per row, so log compaction keeps the
- * latest value of each row); value = the row's Avro binary, or null for a deleted row; header
- * `farad.schema` = the fingerprint of the table schema that wrote it (absent on rows written
- * before farad versioned them, which count as the table's first registered schema).
+ * latest value of each row); value = the row in Avro single-object encoding (`C3 01`, the 8-byte
+ * fingerprint of the table schema that wrote it, the Avro binary body), or null for a deleted
+ * row. Rows written before farad versioned them are the bare body: they count as the table's
+ * first registered schema. (A bare body that happens to start like a header is told apart by its
+ * "fingerprint" naming no registered schema, even after the registry is read again.)
  */
-export const SCHEMA_HEADER = 'farad.schema';
+const MAGIC_0 = 0xc3;
+const MAGIC_1 = 0x01;
+const HEADER = 10;
+
+/** The schema fingerprint (16 hex digits) a changelog value names, or undefined for a bare (older) row. */
+export function rowSchemaOf(value: Buffer): string | undefined {
+  return isFramed(value) ? fingerprintHex(value) : undefined;
+}
+
+function isFramed(value: Buffer): boolean {
+  return value.length >= HEADER && value[0] === MAGIC_0 && value[1] === MAGIC_1;
+}
+
+function fingerprintHex(value: Buffer): string {
+  let hex = '';
+  for (let i = 9; i >= 2; i--) hex += value[i]!.toString(16).padStart(2, '0');
+  return hex;
+}
 
 export function encodeChangeKey(table: string, key: Key): Buffer {
   return Buffer.from(JSON.stringify([table, key]));
@@ -40,13 +59,13 @@ export interface TableShape {
 export interface EncodedChange {
   readonly key: Buffer;
   readonly value: Buffer | null;
-  readonly headers?: Readonly<Record<string, string>>;
 }
 
 interface CurrentTable {
   readonly shape: TableShape;
   readonly fingerprint: string;
-  readonly headers: Readonly<Record<string, string>>;
+  /** `C3 01` + the fingerprint, in front of every value this table writes. */
+  readonly header: Buffer;
 }
 
 type Decoder = (bytes: Buffer) => unknown;
@@ -74,9 +93,15 @@ export class RowCodec {
   private readonly current = new Map<string, CurrentTable>();
   /** Former table name → current name. */
   private readonly renamed = new Map<string, string>();
-  private readonly decoders = new Map<string, Decoder>();
+  private readonly decoders = new Map<string, Map<string | undefined, Decoder>>();
   /** Tables of another app version whose rows made this codec read the registry again. */
   private readonly checkedForeign = new Set<string>();
+  /** Fingerprints no registration named, that made this codec read the registry again. */
+  private readonly checkedFingerprints = new Map<string, SchemaBook>();
+  /** Per partition state: rows of renamed tables (`table\0key`) whose value was last filed under a former name. */
+  private readonly underFormerName = new WeakMap<PartitionState, Set<string>>();
+  /** Shared encode buffer: a body is written behind the header once, then copied out. */
+  private scratch = Buffer.allocUnsafe(64 * 1024);
 
   constructor(
     tables: Iterable<TableShape>,
@@ -85,7 +110,11 @@ export class RowCodec {
   ) {
     for (const shape of tables) {
       const fingerprint = schemaFingerprint(shape.valueType);
-      this.current.set(shape.name, { shape, fingerprint, headers: Object.freeze({ [SCHEMA_HEADER]: fingerprint }) });
+      const header = Buffer.alloc(HEADER);
+      header[0] = MAGIC_0;
+      header[1] = MAGIC_1;
+      header.writeBigUInt64LE(BigInt(`0x${fingerprint}`), 2);
+      this.current.set(shape.name, { shape, fingerprint, header });
       for (const old of shape.formerly) this.renamed.set(old, shape.name);
     }
   }
@@ -108,7 +137,7 @@ export class RowCodec {
       if (!table) throw new CorruptDataError(`no table "${change.table}"`, { table: change.table });
       const key = encodeChangeKey(change.table, change.key);
       if (change.value === undefined) return { key, value: null };
-      return { key, value: table.shape.valueType.toBuffer(change.value), headers: table.headers };
+      return { key, value: this.frame(table, change.value) };
     });
   }
 
@@ -116,22 +145,88 @@ export class RowCodec {
   encodeValue(table: string, value: unknown): Buffer {
     const current = this.current.get(table);
     if (!current) throw new CorruptDataError(`no table "${table}"`, { table });
-    return current.shape.valueType.toBuffer(value);
+    return this.frame(current, value);
+  }
+
+  /** Header and body in one allocation. */
+  private frame(table: CurrentTable, value: unknown): Buffer {
+    for (;;) {
+      const end = table.shape.valueType.encode(value, this.scratch, HEADER);
+      if (end >= 0) {
+        const out = Buffer.allocUnsafe(end);
+        table.header.copy(out, 0);
+        this.scratch.copy(out, HEADER, HEADER, end);
+        return out;
+      }
+      this.scratch = Buffer.allocUnsafe(Math.max(this.scratch.length * 2, -end + HEADER));
+    }
   }
 
   /**
    * Applies one changelog record (restore, standby copy, snapshot row) to a partition's state.
    * Rows of dropped tables are skipped, and so are rows of tables another version of the app
    * declares — unless that version renamed one of this app's tables, which this app cannot
-   * follow (IncompatibleRowSchemaError). Returns where the row was filed.
+   * follow (IncompatibleRowSchemaError). `fingerprint` names the schema that wrote the row (the
+   * record's header), or looks it up by the table the row is filed under (snapshots). Returns
+   * where the row was filed.
    */
-  apply(state: PartitionState, key: Buffer | null, value: Buffer | null, fingerprint: string | undefined): RowFate {
+  apply(state: PartitionState, key: Buffer | null, value: Buffer | null): RowFate {
     if (key === null) throw new CorruptDataError('changelog record without a key');
     const row = decodeChangeKey(key);
     const table = this.tableFor(row.table);
     if (table === undefined) return this.dropped.has(row.table) ? 'dropped' : this.foreign(row.table);
-    state.applyRestored(table, row.key, value === null ? undefined : this.decoder(row.table, table, fingerprint)(value));
+    if (this.current.get(table)!.shape.formerly.length > 0 && this.supersededFormerRow(state, table, row.table, row.key, value)) return 'renamed';
+    state.applyRestored(table, row.key, value === null ? undefined : this.decodeValue(row.table, table, value));
     return table === row.table ? 'current' : 'renamed';
+  }
+
+  /**
+   * True for a tombstone under a former table name of a row that lives under the current name:
+   * a takeover moved the row (its record under the new name, then this tombstone; log compaction
+   * may keep just those two), so the tombstone must not delete it. A tombstone under the former
+   * name still deletes a row whose value came from the former name (the old version deleted it).
+   */
+  private supersededFormerRow(state: PartitionState, table: string, filedUnder: string, key: Key, value: Buffer | null): boolean {
+    let former = this.underFormerName.get(state);
+    if (!former) this.underFormerName.set(state, (former = new Set()));
+    const id = `${table}\u0000${JSON.stringify(key)}`;
+    if (filedUnder === table) {
+      former.delete(id);
+      return false;
+    }
+    if (value !== null) {
+      former.add(id);
+      return false;
+    }
+    return !former.delete(id);
+  }
+
+  /** A row value of any registered schema, as the current schema of `table` reads it. */
+  private decodeValue(filedUnder: string, table: string, value: Buffer): unknown {
+    if (!isFramed(value)) return this.decoder(filedUnder, table, undefined)(value);
+    const current = this.current.get(table)!;
+    // Fast path: the row was written with the app's own schema.
+    if (filedUnder === table && value.compare(current.header, 0, HEADER, 0, HEADER) === 0) {
+      return current.shape.valueType.fromBuffer(value.subarray(HEADER));
+    }
+    const fingerprint = fingerprintHex(value);
+    const known = this.decoders.get(filedUnder)?.get(fingerprint);
+    if (known) return known(value.subarray(HEADER));
+    if (fingerprint !== current.fingerprint && !this.lineage(table).some((e) => e.fingerprint === fingerprint)) {
+      // Until the registry was read again after the first such row (by whichever partition met it
+      // first), the schema may just be too new for this view: every partition waits for the re-read.
+      const checkedWith = this.checkedFingerprints.get(fingerprint);
+      if (checkedWith === undefined || checkedWith === this.book) {
+        this.checkedFingerprints.set(fingerprint, this.book);
+        throw new UnknownRowSchemaError(
+          `rows of table "${filedUnder}" were written with schema ${fingerprint}, which this instance has not seen registered yet`,
+          { table },
+        );
+      }
+      // Still unregistered after reading the registry again: a bare older row that only looks framed.
+      return this.decoder(filedUnder, table, undefined)(value);
+    }
+    return this.decoder(filedUnder, table, fingerprint)(value.subarray(HEADER));
   }
 
   /** A table this app does not know: first read the registry again, then refuse it if it replaced one of ours. */
@@ -254,11 +349,16 @@ export class RowCodec {
   }
 
   private decoder(filedUnder: string, table: string, fingerprint: string | undefined): Decoder {
-    const cacheKey = `${filedUnder}\u0000${fingerprint ?? ''}`;
-    let decode = this.decoders.get(cacheKey);
+    // Two map lookups, no string building: this runs once per restored row.
+    let byFingerprint = this.decoders.get(filedUnder);
+    if (!byFingerprint) {
+      byFingerprint = new Map();
+      this.decoders.set(filedUnder, byFingerprint);
+    }
+    let decode = byFingerprint.get(fingerprint);
     if (!decode) {
       decode = this.makeDecoder(filedUnder, table, fingerprint);
-      this.decoders.set(cacheKey, decode);
+      byFingerprint.set(fingerprint, decode);
     }
     return decode;
   }

@@ -11,6 +11,6 @@ export {
 export type { DecodedObject } from './single-object.js';
 export { fromJson, toJson } from './json.js';
 export { ConfluentCodec, CONFLUENT_MAGIC, CONFLUENT_HEADER_LENGTH, type EventCodec, type SchemaRegistry } from './confluent.js';
-export { encodeChangeKey, decodeChangeKey, describeIncompatibility, isMovedRow, RowCodec, SCHEMA_HEADER, type EncodedChange, type RowFate, type TableShape } from './changelog.js';
+export { encodeChangeKey, decodeChangeKey, describeIncompatibility, isMovedRow, RowCodec, rowSchemaOf, type EncodedChange, type RowFate, type TableShape } from './changelog.js';
 export { incompatibility, SchemaBook, schemaFingerprint, schemaRecordOf, type Incompatibility, type RegisteredSchema, type SchemaRecord } from './evolution.js';
 export { encodeSnapshot, loadSnapshot, readSnapshotHeader, type SnapshotHeader } from './snapshot.js';

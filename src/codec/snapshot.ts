@@ -101,16 +101,10 @@ export function loadSnapshot(
     const vlen = bytes.readUInt32LE(pos);
     const value = bytes.subarray(pos + 4, pos + 4 + vlen);
     pos += 4 + vlen;
-    if (isMovedRow(codec.apply(state, key, value, header.schemas?.[tableOf(key)]))) moved?.(Buffer.from(key));
+    if (isMovedRow(codec.apply(state, key, value))) moved?.(Buffer.from(key));
     if (progress && (i + 1) % 65_536 === 0) progress(i + 1, count);
   }
   progress?.(count, count);
   return header;
 }
 
-/** The table a snapshot row belongs to (rows are grouped by table, so this is cheap enough). */
-function tableOf(key: Buffer): string {
-  // Keys are JSON `["table", key]`: the table name is the first string.
-  const end = key.indexOf(0x22, 2);
-  return end > 2 && key[0] === 0x5b && key[1] === 0x22 ? key.toString('utf8', 2, end) : '';
-}

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { decodeChangeKey, isMovedRow, SCHEMA_HEADER, type EventCodec, type RowCodec } from '../codec/index.js';
+import { decodeChangeKey, isMovedRow, type EventCodec, type RowCodec } from '../codec/index.js';
 import { describeError, FaradError, IllegalTransitionError, isRetriable, LeaseRevokedError, ProducerFencedError, UnknownRowSchemaError } from '../errors.js';
 import type { CompiledApp } from '../procedures/index.js';
 import type { Snapshots } from '../replication/index.js';
@@ -156,7 +156,7 @@ export class PartitionOwner {
       if (record.offset < copy.offset) continue;
       let fate;
       try {
-        fate = this.ctx.rows.apply(copy.state, record.key, record.value, record.headers[SCHEMA_HEADER]);
+        fate = this.ctx.rows.apply(copy.state, record.key, record.value);
       } catch (err) {
         // The copy stops at this row: applying later ones would leave a hole.
         this.stalled = true;
@@ -333,7 +333,6 @@ export class PartitionOwner {
       timestamp: Date.now(),
       key: change.key,
       value: change.value,
-      ...(change.headers ? { headers: change.headers } : {}),
     }));
     records.push(...tombstones);
     const result = await lease.commit({ partition: this.partition, records, offsets: [], inputCount: 0 });

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { isMovedRow, SCHEMA_HEADER, type RowCodec } from '../codec/index.js';
+import { isMovedRow, type RowCodec } from '../codec/index.js';
 import { describeError } from '../errors.js';
 import type { CompiledApp } from '../procedures/index.js';
 import type { Snapshots } from '../replication/index.js';
@@ -74,7 +74,7 @@ export async function restorePartition(request: RestoreRequest): Promise<Restore
   let lastReport = started;
   for await (const chunk of request.readChangelog(fromOffset)) {
     for (const record of chunk) {
-      const fate = request.rows.apply(copy.state, record.key, record.value, record.headers[SCHEMA_HEADER]);
+      const fate = request.rows.apply(copy.state, record.key, record.value);
       if (isMovedRow(fate) && record.key) (record.value === null ? noteDeleted : noteMoved)(record.key);
     }
     records += chunk.length;

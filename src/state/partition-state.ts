@@ -204,16 +204,22 @@ export class PartitionState {
 
   // ---- checks made on every handler write --------------------------------------------------
 
-  /** Validates a handler's put; throws a typed error naming the table, key and field. */
-  checkWrite(table: string, key: Key, value: unknown): void {
+  /**
+   * Validates a handler's put (throws a typed error naming the table, key and field) and returns
+   * the row to store: with the defaults of fields it left out filled in, as the changelog round
+   * trip would give them, so a restored or standby copy equals the active one.
+   */
+  checkWrite(table: string, key: Key, value: unknown): unknown {
     this.checkWritableKey(table, key);
-    const invalid = describeInvalid(this.schemaOf(table).valueType, value);
+    const type = this.schemaOf(table).valueType;
+    const invalid = describeInvalid(type, value);
     if (invalid) {
       throw new SchemaValidationError(`table "${table}", key ${JSON.stringify(key)}: ${invalid.message}`, {
         ...this.errorContext(table),
         field: invalid.field,
       });
     }
+    return hasDefaults(type) ? type.clone(value) : value;
   }
 
   /** Validates the key of a handler's put or delete: its type and its partition. */
@@ -236,4 +242,21 @@ export class PartitionState {
   private errorContext(table: string) {
     return { table, partition: this.partition, ...this.position };
   }
+}
+
+const withDefaults = new WeakMap<avro.Type, boolean>();
+
+/** True when a value of `type` may leave out fields that have defaults (records, at any depth). */
+function hasDefaults(type: avro.Type): boolean {
+  const known = withDefaults.get(type);
+  if (known !== undefined) return known;
+  withDefaults.set(type, false); // recursive types: assume none while looking
+  let found = false;
+  const inner = type as unknown as { fields?: Array<{ type: avro.Type; defaultValue(): unknown }>; types?: avro.Type[]; itemsType?: avro.Type; valuesType?: avro.Type };
+  for (const field of inner.fields ?? []) if (field.defaultValue() !== undefined || hasDefaults(field.type)) found = true;
+  for (const branch of inner.types ?? []) if (hasDefaults(branch)) found = true;
+  if (inner.itemsType && hasDefaults(inner.itemsType)) found = true;
+  if (inner.valuesType && hasDefaults(inner.valuesType)) found = true;
+  withDefaults.set(type, found);
+  return found;
 }

@@ -45,8 +45,8 @@ export class HandlerTable implements TableWriter {
 
   put(key: Key, value: unknown): void {
     this.assertWritable(`${this.table}.put()`);
-    this.state.checkWrite(this.table, key, value);
-    this.state.write(this.table, key, deepFreeze(value));
+    const row = this.state.checkWrite(this.table, key, value);
+    this.state.write(this.table, key, deepFreeze(row));
   }
 
   delete(key: Key): boolean {

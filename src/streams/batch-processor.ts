@@ -63,13 +63,12 @@ export class BatchProcessor {
   /** What the open batch must commit atomically. */
   plan(): CommitPlan {
     const { app, state } = this.options;
-    const changelog: OutRecord[] = this.options.rows.encodeChanges(state.changes()).map(({ key, value, headers }) => ({
+    const changelog: OutRecord[] = this.options.rows.encodeChanges(state.changes()).map(({ key, value }) => ({
       topic: app.changelogTopic,
       partition: state.partition,
       timestamp: this.lastTimestamp,
       key,
       value,
-      ...(headers ? { headers } : {}),
     }));
     return {
       partition: state.partition,

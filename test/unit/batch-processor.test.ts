@@ -261,7 +261,7 @@ function changelog(h: Harness): Map<string, unknown> {
     const type = h.app.tables.get(name)!.valueType;
     const row = `${name}/${String(key)}`;
     assert.equal(out.has(row), false, `one changelog record per row, ${row} twice`);
-    out.set(row, r.value === null ? undefined : { ...(type.fromBuffer(r.value) as object) });
+    out.set(row, r.value === null ? undefined : { ...(type.fromBuffer(r.value.subarray(10)) as object) });
   }
   return out;
 }

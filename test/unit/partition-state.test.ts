@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import avsc from 'avsc';
 import { HandlerContractError, SchemaValidationError, WrongPartitionError } from '../../src/errors.js';
 import { CommittedTable, HandlerTable, PartitionState, type Key, type TableSchema } from '../../src/state/index.js';
-import { RowCodec, SCHEMA_HEADER } from '../../src/codec/index.js';
+import { RowCodec } from '../../src/codec/index.js';
 import { intKeysOf, keysOf } from './support/partition-keys.js';
 
 // ---- fixtures -------------------------------------------------------------------------------
@@ -391,7 +391,7 @@ describe('PartitionState: changes() (the changelog delta)', () => {
     const replica = new PartitionState(0, 1, TABLES);
     const rows = new RowCodec(TABLES.map((table) => ({ ...table, formerly: [] })));
     const commit = (): void => {
-      for (const { key, value, headers } of rows.encodeChanges(state.changes())) rows.apply(replica, key, value, headers?.[SCHEMA_HEADER]);
+      for (const { key, value } of rows.encodeChanges(state.changes())) rows.apply(replica, key, value);
       state.markCommitted();
     };
     t('accounts').put('alice', account('alice', 5));
@@ -659,5 +659,22 @@ describe('PartitionState: frozen values', () => {
         v.n = 2;
       }, TypeError);
     }
+  });
+});
+
+describe('PartitionState: rows keep what the changelog would give back', () => {
+  it('fills in the defaults of fields a put left out (a table whose schema gained a field)', () => {
+    const valueType = avsc.Type.forSchema({
+      type: 'record',
+      name: 'Balance',
+      fields: [
+        { name: 'balance', type: 'long' },
+        { name: 'currency', type: 'string', default: 'EUR' },
+      ],
+    });
+    const state = new PartitionState(0, 1, [{ name: 'balances', keyType: 'string', valueType, scope: 'local' }]);
+    const table = new HandlerTable(state, 'balances');
+    table.put('alice', { balance: 5 });
+    assert.deepEqual({ ...(state.store('balances').get('alice') as object) }, { balance: 5, currency: 'EUR' });
   });
 });

@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import avsc, { type Schema } from 'avsc';
-import { encodeChangeKey, encodeSnapshot, loadSnapshot, RowCodec, SCHEMA_HEADER, SchemaBook, schemaRecordOf, type TableShape } from '../../src/codec/index.js';
+import { encodeChangeKey, encodeSnapshot, loadSnapshot, RowCodec, rowSchemaOf, SchemaBook, schemaFingerprint, schemaRecordOf, type TableShape } from '../../src/codec/index.js';
 import { IncompatibleRowSchemaError, UnknownRowSchemaError } from '../../src/errors.js';
 import { PartitionState } from '../../src/state/index.js';
 
@@ -48,13 +48,12 @@ function stateFor(...tables: TableShape[]): PartitionState {
   return new PartitionState(0, 1, tables.map((t) => ({ name: t.name, keyType: 'string' as const, valueType: t.valueType, scope: 'local' as const })));
 }
 
-/** Changelog records written by an app whose table `name` had `schema`. */
-function written(name: string, schema: Schema, rows: Record<string, unknown>, withHeader = true): Array<{ key: Buffer; value: Buffer | null; fp: string | undefined }> {
+/** Changelog records written by an app whose table `name` had `schema` (`framed: false`: by farad before it versioned rows). */
+function written(name: string, schema: Schema, rows: Record<string, unknown>, framed = true): Array<{ key: Buffer; value: Buffer | null }> {
   const old = new RowCodec([shape(name, schema)]);
   return old.encodeChanges(Object.entries(rows).map(([key, value]) => ({ table: name, key, value }))).map((c) => ({
     key: c.key,
-    value: c.value,
-    fp: withHeader ? c.headers?.[SCHEMA_HEADER] : undefined,
+    value: framed || c.value === null ? c.value : c.value.subarray(10),
   }));
 }
 
@@ -63,7 +62,7 @@ function bookOf(...registrations: Array<[string, Schema]>): SchemaBook {
 }
 
 function restore(codec: RowCodec, state: PartitionState, records: ReturnType<typeof written>): string[] {
-  return records.map((r) => codec.apply(state, r.key, r.value, r.fp));
+  return records.map((r) => codec.apply(state, r.key, r.value));
 }
 
 describe('RowCodec: rows of older schemas', () => {
@@ -170,6 +169,32 @@ describe('RowCodec: renamed and dropped tables', () => {
   });
 });
 
+describe('RowCodec: row framing', () => {
+  it('frames every row with its schema fingerprint (Avro single-object encoding)', () => {
+    const [row] = written('accounts', V1, { alice: { balance: 5 } });
+    assert.equal(rowSchemaOf(row!.value!), schemaFingerprint(avsc.Type.forSchema(V1)));
+    assert.equal(rowSchemaOf(avsc.Type.forSchema(V1).toBuffer({ balance: 5 })), undefined);
+  });
+
+  it('reads a bare older row that happens to start like a frame (an int of -98) as the first version', () => {
+    const table = shape('accounts', V1);
+    const codec = new RowCodec([table], new Set(), bookOf(['accounts', V1]));
+    const bare = Buffer.concat([avsc.Type.forSchema(V1).toBuffer({ balance: -98 })]);
+    assert.deepEqual([...bare.subarray(0, 2)], [0xc3, 0x01]);
+    // Eight more bytes so it is as long as a frame header: a record of an int and a string.
+    const V1_NOTE: Schema = { type: 'record', name: 'Account', namespace: 'bank', fields: [{ name: 'balance', type: 'int' }, { name: 'note', type: 'string' }] };
+    const noted = shape('accounts', V1_NOTE);
+    const notedCodec = new RowCodec([noted], new Set(), bookOf(['accounts', V1_NOTE]));
+    const bytes = avsc.Type.forSchema(V1_NOTE).toBuffer({ balance: -98, note: 'a long note here' });
+    const state = stateFor(noted);
+    const key = encodeChangeKey('accounts', 'x');
+    assert.throws(() => notedCodec.apply(state, key, bytes), UnknownRowSchemaError, 'first it reads the registry again');
+    notedCodec.apply(state, key, bytes);
+    assert.deepEqual({ ...(state.readCommitted('accounts', 'x') as object) }, { balance: -98, note: 'a long note here' });
+    void codec;
+  });
+});
+
 describe('RowCodec: tables of another version of the app (rolling updates)', () => {
   it('reads the registry again at the first row of a table it does not know, then leaves such rows alone', () => {
     const accounts = shape('accounts', V1);
@@ -209,7 +234,7 @@ describe('snapshots', () => {
   it('name the schema of each table, so rows resolve after a schema change', () => {
     const v1 = shape('accounts', V1);
     const before = stateFor(v1);
-    new RowCodec([v1]).apply(before, encodeChangeKey('accounts', 'alice'), avsc.Type.forSchema(V1).toBuffer({ balance: 9 }), undefined);
+    new RowCodec([v1]).apply(before, encodeChangeKey('accounts', 'alice'), avsc.Type.forSchema(V1).toBuffer({ balance: 9 }));
     const bytes = encodeSnapshot(before, { app: 'bank', changelogOffset: 1, takenAt: 0 }, new RowCodec([v1], new Set(), bookOf(['accounts', V1])));
     const v2 = shape('accounts', V2_ADDED);
     const after = stateFor(v2);

@@ -1,5 +1,5 @@
 import { Subject, type Observable } from 'rxjs';
-import { encodeChangeKey, RowCodec, SchemaCatalog } from '../../../src/codec/index.js';
+import { encodeChangeKey, RowCodec, rowSchemaOf, SchemaCatalog } from '../../../src/codec/index.js';
 import { LeaseRevokedError, ProducerFencedError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/log.js';
 import type { OwnerContext, PartitionObserver, PartitionRole } from '../../../src/partition/index.js';
@@ -524,7 +524,7 @@ export class Ledger {
       partition,
       timestamp: 1_700_000_000_000,
       key: encodeChangeKey('balances', account),
-      value: balance === undefined ? null : schema.valueType.toBuffer({ balance }),
+      value: balance === undefined ? null : new RowCodec([schema]).encodeValue('balances', { balance }),
     };
   }
 
@@ -549,7 +549,7 @@ export class Ledger {
     for (const r of this.log.changelog(partition)) {
       const [, account] = JSON.parse(r.key!.toString('utf8')) as [string, string];
       if (r.value === null) delete rows[account];
-      else rows[account] = (schema.valueType.fromBuffer(r.value) as Balance).balance;
+      else rows[account] = (schema.valueType.fromBuffer(rowSchemaOf(r.value) ? r.value.subarray(10) : r.value) as Balance).balance;
     }
     return rows;
   }
