@@ -94,12 +94,13 @@ export class RowCodec {
   /** Former table name → current name. */
   private readonly renamed = new Map<string, string>();
   private readonly decoders = new Map<string, Map<string | undefined, Decoder>>();
-  /** Tables of another app version whose rows made this codec read the registry again. */
-  private readonly checkedForeign = new Set<string>();
-  /** Fingerprints no registration named, that made this codec read the registry again. */
+  /**
+   * Tables of another app version, and fingerprints no registration named, with the view of the
+   * registry they were met with: until that view is replaced (read again), every partition that
+   * meets them waits (retriable) instead of deciding on a view that may just be too old.
+   */
+  private readonly checkedForeign = new Map<string, SchemaBook>();
   private readonly checkedFingerprints = new Map<string, SchemaBook>();
-  /** Per partition state: rows of renamed tables (`table\0key`) whose value was last filed under a former name. */
-  private readonly underFormerName = new WeakMap<PartitionState, Set<string>>();
   /** Shared encode buffer: a body is written behind the header once, then copied out. */
   private scratch = Buffer.allocUnsafe(64 * 1024);
 
@@ -175,31 +176,11 @@ export class RowCodec {
     const row = decodeChangeKey(key);
     const table = this.tableFor(row.table);
     if (table === undefined) return this.dropped.has(row.table) ? 'dropped' : this.foreign(row.table);
-    if (this.current.get(table)!.shape.formerly.length > 0 && this.supersededFormerRow(state, table, row.table, row.key, value)) return 'renamed';
     state.applyRestored(table, row.key, value === null ? undefined : this.decodeValue(row.table, table, value));
     return table === row.table ? 'current' : 'renamed';
   }
 
-  /**
-   * True for a tombstone under a former table name of a row that lives under the current name:
-   * a takeover moved the row (its record under the new name, then this tombstone; log compaction
-   * may keep just those two), so the tombstone must not delete it. A tombstone under the former
-   * name still deletes a row whose value came from the former name (the old version deleted it).
-   */
-  private supersededFormerRow(state: PartitionState, table: string, filedUnder: string, key: Key, value: Buffer | null): boolean {
-    let former = this.underFormerName.get(state);
-    if (!former) this.underFormerName.set(state, (former = new Set()));
-    const id = `${table}\u0000${JSON.stringify(key)}`;
-    if (filedUnder === table) {
-      former.delete(id);
-      return false;
-    }
-    if (value !== null) {
-      former.add(id);
-      return false;
-    }
-    return !former.delete(id);
-  }
+
 
   /** A row value of any registered schema, as the current schema of `table` reads it. */
   private decodeValue(filedUnder: string, table: string, value: Buffer): unknown {
@@ -213,11 +194,7 @@ export class RowCodec {
     const known = this.decoders.get(filedUnder)?.get(fingerprint);
     if (known) return known(value.subarray(HEADER));
     if (fingerprint !== current.fingerprint && !this.lineage(table).some((e) => e.fingerprint === fingerprint)) {
-      // Until the registry was read again after the first such row (by whichever partition met it
-      // first), the schema may just be too new for this view: every partition waits for the re-read.
-      const checkedWith = this.checkedFingerprints.get(fingerprint);
-      if (checkedWith === undefined || checkedWith === this.book) {
-        this.checkedFingerprints.set(fingerprint, this.book);
+      if (this.stillToReread(this.checkedFingerprints, fingerprint)) {
         throw new UnknownRowSchemaError(
           `rows of table "${filedUnder}" were written with schema ${fingerprint}, which this instance has not seen registered yet`,
           { table },
@@ -231,8 +208,7 @@ export class RowCodec {
 
   /** A table this app does not know: first read the registry again, then refuse it if it replaced one of ours. */
   private foreign(name: string): RowFate {
-    if (!this.checkedForeign.has(name)) {
-      this.checkedForeign.add(name);
+    if (this.stillToReread(this.checkedForeign, name)) {
       throw new UnknownRowSchemaError(`rows of table "${name}", which this app does not declare: reading the table schema registry again`, { table: name });
     }
     const renamed = this.renamedAway(name);
@@ -243,6 +219,14 @@ export class RowCodec {
       );
     }
     return 'foreign';
+  }
+
+  /** True (and noted) when `what` has not been looked up in a registry view newer than the one it was met with. */
+  private stillToReread(checked: Map<string, SchemaBook>, what: string): boolean {
+    const metWith = checked.get(what);
+    if (metWith !== undefined && metWith !== this.book) return false;
+    checked.set(what, this.book);
+    return true;
   }
 
   /** The table of this app that a registered (newer) table `name` says it formerly was, if any. */

@@ -325,16 +325,19 @@ export class PartitionOwner {
       const value = copy.state.readCommitted(table, row.key);
       if (value !== undefined) changes.push({ table, key: row.key, value });
     }
-    // Rows under the new name come first: an instance of the old version meets them, and stops
-    // following with a clear error, before the tombstones would empty its copy.
-    const records: OutRecord[] = rows.encodeChanges(changes).map((change) => ({
-      topic: app.changelogTopic,
-      partition: this.partition,
-      timestamp: Date.now(),
-      key: change.key,
-      value: change.value,
-    }));
-    records.push(...tombstones);
+    // Tombstones come first: a later restore meets each old-name row, then its tombstone, then
+    // the row under the new name. (An instance of the old version meets the new name too, and
+    // stops following with a clear error; its copy is dropped.)
+    const records: OutRecord[] = [
+      ...tombstones,
+      ...rows.encodeChanges(changes).map((change) => ({
+        topic: app.changelogTopic,
+        partition: this.partition,
+        timestamp: Date.now(),
+        key: change.key,
+        value: change.value,
+      })),
+    ];
     const result = await lease.commit({ partition: this.partition, records, offsets: [], inputCount: 0 });
     if (result.changelogNext !== undefined) copy.offset = Math.max(copy.offset, result.changelogNext);
     this.ctx.logger.info({ partition: this.partition, rows: this.moved.size }, 'moved rows off former and dropped table names');

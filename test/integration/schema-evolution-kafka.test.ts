@@ -6,6 +6,14 @@
  *     v2 (a field added with a default) restores every partition from the v1 snapshot + changelog
  *     tail and reads the rows converted, then processes new input; an incompatible v2 (long ->
  *     string) is refused at start, exit status 2, before it consumes or answers anything.
+ * (a') Every other change the embedded test (test/e2e/schema-evolution.test.ts) covers, each on a
+ *     fresh app from the same v1 state (a v1 snapshot per partition + a v1 changelog tail):
+ *     int -> long, a field renamed through an alias, long -> string refused at start then
+ *     accepted with `migrate`, a table renamed with `formerly` (the old-name rows tombstoned in
+ *     the changelog), a table removed undeclared (refused) then declared in `droppedTables` (its
+ *     rows tombstoned). The new version restores from snapshot + tail, serves every row = an
+ *     independent tally, processes new input, and after a restart from the changelog alone
+ *     serves the same rows; every receipt exactly once.
  * (b) Rolling upgrade with one replica: a v1 and a v2 instance of the same app side by side under
  *     load; v1's standby copies of v2's partitions read the rows v2 writes (its new field dropped);
  *     v2 is killed -9 and v1 takes over from its standby copies. Output and state = an
@@ -16,10 +24,22 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { isDeepStrictEqual } from 'node:util';
 import avsc from 'avsc';
 import type { Kafka, Producer } from 'kafkajs';
-import { fingerprint } from '../../src/codec/index.js';
-import { DEPOSIT_SCHEMA, ledgerNames, PARTITIONS, RECEIPT_SCHEMA, type Deposit, type LedgerNames, type Variant } from '../e2e/fixtures/evolving-app.js';
+import { decodeChangeKey, fingerprint, rowSchemaOf, schemaFingerprint } from '../../src/codec/index.js';
+import {
+  ACCOUNT_SCHEMAS,
+  accountsTable,
+  DEPOSIT_SCHEMA,
+  hasLastDeposit,
+  ledgerNames,
+  PARTITIONS,
+  RECEIPT_SCHEMA,
+  type Deposit,
+  type LedgerNames,
+  type Variant,
+} from '../e2e/fixtures/evolving-app.js';
 import {
   allConsumed,
   createTopic,
@@ -74,10 +94,11 @@ async function sendDeposits(producer: Producer, topic: string, deposits: readonl
   }
 }
 
-function makeDeposits(count: number, seed: number, accounts: number): Deposit[] {
+/** `count` deterministic deposits over `accounts` accounts from acct-`first` on, amounts 1..1000. */
+function makeDeposits(count: number, seed: number, accounts: number, first = 0): Deposit[] {
   const random = prng(seed);
   return Array.from({ length: count }, () => ({
-    account: `acct-${String(Math.floor(random() * accounts)).padStart(3, '0')}`,
+    account: `acct-${String(first + Math.floor(random() * accounts)).padStart(3, '0')}`,
     amount: 1 + Math.floor(random() * 1000),
   }));
 }
@@ -265,8 +286,22 @@ class DepositStream {
 
 // ---- (a) snapshots and refusal -----------------------------------------------------------------------
 
-test('Kafka + Redis: v2 (added field) restores from a v1 snapshot + changelog tail; an incompatible v2 is refused before consuming anything', { timeout: 150_000 }, async (t) => {
-  const testStarted = Date.now();
+/** A private copy of the ledger app on Kafka (one instance at a time, no replicas) with a private Redis. */
+interface SoloLedger {
+  readonly names: LedgerNames;
+  readonly kafka: Kafka;
+  readonly admin: ReturnType<Kafka['admin']>;
+  readonly producer: Producer;
+  readonly redis: PrivateRedis;
+  readonly client: ReturnType<typeof testRedis>;
+  /** `farad run` of `variant` (env added last); killed -9 after the test if still running. */
+  spawn(variant: Variant, env?: Record<string, string>): Promise<Instance>;
+  /** Spawns `variant`, waits until ready, sends `deposits` and waits until every input is committed. */
+  run(label: string, variant: Variant, env: Record<string, string>, deposits: readonly Deposit[]): Promise<Instance>;
+}
+
+/** Topics, clients and a Redis of a fresh app copy, all cleaned up after the test. */
+async function soloLedger(t: TestContext): Promise<SoloLedger> {
   const suffix = uid();
   const names = ledgerNames(suffix);
   const kafka = testKafka();
@@ -290,47 +325,115 @@ test('Kafka + Redis: v2 (added field) restores from a v1 snapshot + changelog ta
     FARAD_TEST_APP_SUFFIX: suffix,
     FARAD_REPLICAS: '0',
     FARAD_SESSION_TIMEOUT_MS: '6000',
-    // Only the final snapshot at a graceful stop: the tail after it is then exactly phase 2's.
+    // Only the final snapshot at a graceful stop: the tail after it is then exactly what a run without Redis wrote.
     FARAD_SNAPSHOT_INTERVAL_MS: '600000',
   };
   const id = `solo-${suffix}`;
-  const run = async (label: string, env: Record<string, string>, deposits: readonly Deposit[]): Promise<Instance> => {
-    const instance = await spawnInstance(id, { ...common, ...env }, FIXTURE);
+  const spawn = async (variant: Variant, env: Record<string, string> = {}): Promise<Instance> => {
+    const instance = await spawnInstance(id, { ...common, FARAD_TEST_SCHEMA: variant, ...env }, FIXTURE);
     instances.push(instance);
+    return instance;
+  };
+  const run = async (label: string, variant: Variant, env: Record<string, string>, deposits: readonly Deposit[]): Promise<Instance> => {
+    const instance = await spawn(variant, env);
     await waitWithLogs(`${label}: /readyz 200`, [instance], () => readyz(instance), { timeoutMs: 60_000, intervalMs: 100 });
     await sendDeposits(producer, names.input, deposits);
     await waitWithLogs(`${label}: every deposit committed`, [instance], () => allConsumed(admin, names.app, names.input), { timeoutMs: 60_000, intervalMs: 200 });
     return instance;
   };
+  return { names, kafka, admin, producer, redis, client, spawn, run };
+}
+
+/**
+ * The state a schema change meets: v1 with Redis takes `snapshotted` and stops gracefully (a
+ * final snapshot of every partition), then v1 without Redis takes `tail`, whose rows exist only in
+ * the changelog after those snapshots.
+ */
+async function v1SnapshotAndTail(ledger: SoloLedger, snapshotted: readonly Deposit[], tail: readonly Deposit[]): Promise<void> {
+  const v1 = await ledger.run('v1 with Redis', 'v1', { FARAD_REDIS_URL: ledger.redis.url }, snapshotted);
+  assert.equal((await terminate(v1)).code, 0, `v1 stops cleanly\n${v1.output().slice(-2000)}`);
+  for (const p of ALL) assert.ok(await ledger.client.get(`farad:{${ledger.names.app}:${p}}:current`), `partition ${p} has a v1 snapshot`);
+  const v1b = await ledger.run('v1 without Redis', 'v1', {}, tail);
+  assert.equal((await terminate(v1b)).code, 0, `v1 stops cleanly\n${v1b.output().slice(-2000)}`);
+}
+
+/** Waits for a `partition restored` line per partition (info logs): every one from its snapshot, plus a changelog tail. Returns the tail's records. */
+async function restoredFromSnapshots(instance: Instance, label: string): Promise<number> {
+  const restores = await waitWithLogs(`${label}: a restore line per partition`, [instance], () => {
+    const lines = restoreLines(instance.output());
+    return new Set(lines.map((l) => l.partition)).size === PARTITIONS ? lines : undefined;
+  });
+  assert.deepEqual(restores.filter((r) => r.source !== 'snapshot'), [], `${label}: every partition restored from its v1 snapshot`);
+  const tail = restores.reduce((s, r) => s + r.changelogRecords, 0);
+  assert.ok(tail > 0, `${label}: and replayed the changelog tail v1 wrote after it`);
+  return tail;
+}
+
+/**
+ * `farad run` of a version that must be refused: it exits by itself with status 2, its HTTP port
+ * never answers, it commits no input and writes no output; one `farad: ` message, no stack trace,
+ * no retry loop. Returns the message (from `farad: ` to the end of the output).
+ */
+async function refusedStart(ledger: SoloLedger, variant: Variant): Promise<{ message: string; output: string; ms: number }> {
+  const { admin, names } = ledger;
+  const committedBefore = await groupOffsets(admin, names.app, names.input);
+  const outputBefore = await endOffsets(admin, names.output);
+  const refused = await ledger.spawn(variant, { FARAD_REDIS_URL: ledger.redis.url });
+  const answers: number[] = [];
+  let polling = true;
+  const poller = (async () => {
+    while (polling) {
+      try {
+        const res = await fetch(`${refused.base}/events/ledger.Deposit`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ account: 'probe', amount: 1 }),
+          signal: AbortSignal.timeout(1000),
+        });
+        answers.push(res.status);
+      } catch {
+        // nothing listens
+      }
+      await sleep(25);
+    }
+  })();
+  const exit = await Promise.race([refused.exited, sleep(30_000).then(() => undefined)]);
+  polling = false;
+  await poller;
+  const ms = Date.now() - refused.startedAt;
+  const output = refused.output();
+  assert.ok(exit, `${variant}: the refused instance exits by itself\n${output}`);
+  assert.equal(exit.code, 2, `${variant}: exit status 2\n${output}`);
+  assert.deepEqual(answers, [], `${variant}: its HTTP port never answered`);
+  const at = output.indexOf('farad: ');
+  assert.ok(at >= 0, `${variant}: a "farad: " message\n${output}`);
+  assert.equal(output.split('\n').filter((l) => l.startsWith('farad: ')).length, 1, `${variant}: one message\n${output}`);
+  assert.doesNotMatch(output, /\n\s+at |retrying/, `${variant}: a message, no stack trace, no retry loop`);
+  assert.deepEqual(await groupOffsets(admin, names.app, names.input), committedBefore, `${variant}: it committed no input`);
+  assert.deepEqual(await endOffsets(admin, names.output), outputBefore, `${variant}: it wrote no output`);
+  return { message: output.slice(at).trimEnd(), output, ms };
+}
+
+test('Kafka + Redis: v2 (added field) restores from a v1 snapshot + changelog tail; an incompatible v2 is refused before consuming anything', { timeout: 150_000 }, async (t) => {
+  const testStarted = Date.now();
+  const ledger = await soloLedger(t);
+  const { names, kafka, admin, producer, redis } = ledger;
 
   const phase1 = makeDeposits(600, 21, 40);
   const phase2 = makeDeposits(300, 22, 40);
   const phase3 = makeDeposits(200, 23, 48); // acct-040..047 are opened by v2
   const refusedInput = makeDeposits(50, 24, 48);
 
-  // 1. v1 with Redis; SIGTERM writes a final snapshot of every partition.
-  const v1 = await run('v1 with Redis', { FARAD_TEST_SCHEMA: 'v1', FARAD_REDIS_URL: redis.url }, phase1);
-  assert.equal((await terminate(v1)).code, 0, `v1 stops cleanly\n${v1.output().slice(-2000)}`);
-  for (const p of ALL) assert.ok(await client.get(`farad:{${names.app}:${p}}:current`), `partition ${p} has a v1 snapshot`);
-
-  // 2. v1 again, without Redis: these rows exist only in the changelog, after the snapshots.
-  const v1b = await run('v1 without Redis', { FARAD_TEST_SCHEMA: 'v1' }, phase2);
-  assert.equal((await terminate(v1b)).code, 0, `v1 stops cleanly\n${v1b.output().slice(-2000)}`);
+  // 1.-2. v1 with Redis (final snapshots at SIGTERM), then v1 without: a changelog tail after the snapshots.
+  await v1SnapshotAndTail(ledger, phase1, phase2);
   const beforeV2 = [...phase1, ...phase2];
   const oldAccounts = new Set(tally(beforeV2).keys());
 
   // 3. v2 (currency added, default EUR) with Redis: snapshot + tail, rows converted.
-  const v2 = await spawnInstance(id, { ...common, FARAD_TEST_SCHEMA: 'v2-added', FARAD_REDIS_URL: redis.url, FARAD_LOG_LEVEL: 'info' }, FIXTURE);
-  instances.push(v2);
+  const v2 = await ledger.spawn('v2-added', { FARAD_REDIS_URL: redis.url, FARAD_LOG_LEVEL: 'info' });
   await waitWithLogs('v2: /readyz 200', [v2], () => readyz(v2), { timeoutMs: 60_000, intervalMs: 100 });
   t.diagnostic(`v2 ready ${Date.now() - v2.startedAt} ms after spawn`);
-  const restores = await waitWithLogs('v2: a restore line per partition', [v2], () => {
-    const lines = restoreLines(v2.output());
-    return new Set(lines.map((l) => l.partition)).size === PARTITIONS ? lines : undefined;
-  });
-  assert.deepEqual(restores.filter((r) => r.source !== 'snapshot'), [], 'every partition restored from its v1 snapshot');
-  const tail = restores.reduce((s, r) => s + r.changelogRecords, 0);
-  assert.ok(tail > 0, 'and replayed the changelog tail v1 wrote after it');
+  const tail = await restoredFromSnapshots(v2, 'v2');
   t.diagnostic(`v2 restored ${PARTITIONS} partitions from v1 snapshots + ${tail} changelog records`);
   const converted = await scanTable(v2.base, 'accounts');
   assert.deepEqual(
@@ -355,47 +458,182 @@ test('Kafka + Redis: v2 (added field) restores from a v1 snapshot + changelog ta
 
   // 4. An incompatible v2 (balance long -> string, no migration): refused before consuming anything.
   await sendDeposits(producer, names.input, refusedInput);
-  const committedBefore = await groupOffsets(admin, names.app, names.input);
-  const outputBefore = await endOffsets(admin, names.output);
-  const refused = await spawnInstance(id, { ...common, FARAD_TEST_SCHEMA: 'v2-string', FARAD_REDIS_URL: redis.url }, FIXTURE);
-  instances.push(refused);
-  const answers: number[] = [];
-  let polling = true;
-  const poller = (async () => {
-    while (polling) {
-      try {
-        const res = await fetch(`${refused.base}/events/ledger.Deposit`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ account: 'probe', amount: 1 }),
-          signal: AbortSignal.timeout(1000),
-        });
-        answers.push(res.status);
-      } catch {
-        // nothing listens
-      }
-      await sleep(25);
-    }
-  })();
-  const exit = await Promise.race([refused.exited, sleep(30_000).then(() => undefined)]);
-  polling = false;
-  await poller;
-  const refusedMs = Date.now() - refused.startedAt;
-  assert.ok(exit, `the refused instance exits by itself\n${refused.output()}`);
-  assert.equal(exit.code, 2, `exit status 2\n${refused.output()}`);
-  assert.deepEqual(answers, [], 'its HTTP port never answered');
-  const out = refused.output();
-  const message = out.slice(out.indexOf('farad: '));
-  assert.match(message, /^farad: app "ledger_[0-9a-f]+": table "accounts": field "balance" was long and is now string/, out);
+  const { message, output, ms } = await refusedStart(ledger, 'v2-string');
+  assert.match(message, /^farad: app "ledger_[0-9a-f]+": table "accounts": field "balance" was long and is now string/, output);
   assert.match(message, /migrate: \{ fromVersion: \d, up\(oldRow\)/);
-  assert.doesNotMatch(out, /\n\s+at |retrying/, 'a message, no stack trace, no retry loop');
-  t.diagnostic(`refused in ${refusedMs} ms: ${message.trim()}`);
-  assert.deepEqual(await groupOffsets(admin, names.app, names.input), committedBefore, 'it committed no input');
-  assert.deepEqual(await endOffsets(admin, names.output), outputBefore, 'it wrote no output');
+  t.diagnostic(`refused in ${ms} ms: ${message}`);
 
   assertReceipts(await readTopic(kafka, names.output), afterV2);
   t.diagnostic(`whole test ${Date.now() - testStarted} ms`);
 });
+
+// ---- (a') every other schema change, from a v1 snapshot + changelog tail -------------------------------
+
+/** An account row of `variant` for the tally's totals (v2-added, whose rows depend on history, is test (a)'s). */
+function accountRow(variant: Variant, { balance, deposits }: Totals): Record<string, unknown> {
+  switch (variant) {
+    case 'v2-alias':
+      return { balance, count: deposits };
+    case 'v2-string':
+    case 'v2-migrated':
+      return { balance: String(balance), deposits };
+    default:
+      return { balance, deposits };
+  }
+}
+
+/** The tally as `variant`'s account rows. */
+function expectedAccounts(variant: Variant, deposits: readonly Deposit[]): Map<string, Record<string, unknown>> {
+  return new Map([...tally(deposits)].map(([account, totals]) => [account, accountRow(variant, totals)]));
+}
+
+/** The last amount deposited per account (the lastDeposit table). */
+function lastAmounts(deposits: readonly Deposit[]): Map<string, Record<string, unknown>> {
+  const out = new Map<string, Record<string, unknown>>();
+  for (const { account, amount } of deposits) out.set(account, { amount });
+  return out;
+}
+
+/** Rows that differ from the expected ones (first five), and a count mismatch. */
+function exactDiffs(rows: ReadonlyMap<string, unknown>, expected: ReadonlyMap<string, unknown>): string[] {
+  const out: string[] = [];
+  if (rows.size !== expected.size) out.push(`${rows.size} rows, expected ${expected.size}`);
+  for (const [key, value] of expected) {
+    if (!isDeepStrictEqual(rows.get(key), value)) out.push(`${key}: ${JSON.stringify(rows.get(key))}, expected ${JSON.stringify(value)}`);
+    if (out.length >= 5) break;
+  }
+  return out;
+}
+
+/** Every row `variant` serves over HTTP (its accounts table under its name, lastDeposit if it has one) = the tally of `deposits`. */
+async function assertLedgerRows(base: string, variant: Variant, deposits: readonly Deposit[], what: string): Promise<void> {
+  const accounts = await scanTable(base, accountsTable(variant));
+  assert.deepEqual(exactDiffs(accounts.rows, expectedAccounts(variant, deposits)), [], `${variant}: ${what}`);
+  if (hasLastDeposit(variant)) {
+    const last = await scanTable(base, 'lastDeposit');
+    assert.deepEqual(exactDiffs(last.rows, lastAmounts(deposits)), [], `${variant}: ${what} (lastDeposit)`);
+  } else {
+    assert.equal((await fetch(`${base}/tables/lastDeposit`)).status, 404, `${variant}: lastDeposit is no table any more`);
+  }
+  if (accountsTable(variant) !== 'accounts') assert.equal((await fetch(`${base}/tables/accounts`)).status, 404, `${variant}: the old name is no table any more`);
+}
+
+/** What log compaction would keep of the changelog (read_committed): the latest record per `[table, key]`, tombstones included. */
+function compactedChangelog(records: readonly ReadRecord[]): Map<string, ReadRecord & { table: string; row: string }> {
+  const out = new Map<string, ReadRecord & { table: string; row: string }>();
+  // readTopic sorts by partition and offset, and a row's records share a partition.
+  for (const r of records) {
+    if (r.key === null) continue;
+    const { table, key } = decodeChangeKey(Buffer.from(r.key));
+    out.set(r.key, { ...r, table, row: String(key) });
+  }
+  return out;
+}
+
+interface Evolution {
+  readonly variant: Variant;
+  readonly title: string;
+  /** A version refused at start first (on the same v1 state), and what its message must say. */
+  readonly refused?: { readonly variant: Variant; readonly says: readonly RegExp[] };
+  /** Checks of the changelog v2 left behind (compacted, read_committed), given the v1 accounts and every deposit. */
+  readonly changelog?: (kept: ReturnType<typeof compactedChangelog>, v1Accounts: readonly string[], all: readonly Deposit[]) => void;
+}
+
+const EVOLUTIONS: readonly Evolution[] = [
+  { variant: 'v2-long', title: 'int promoted to long' },
+  { variant: 'v2-alias', title: 'field renamed through an alias (deposits read as count)' },
+  {
+    variant: 'v2-migrated',
+    title: 'long -> string refused at start, then accepted with migrate',
+    refused: {
+      variant: 'v2-string',
+      says: [/^farad: app "ledger_[0-9a-f]+": table "accounts": field "balance" was long and is now string/, /stored rows use schema version 1/, /migrate: \{ fromVersion: 1, up\(oldRow\)/],
+    },
+  },
+  {
+    variant: 'v2-renamed-table',
+    title: 'table renamed with formerly (old-name rows tombstoned in the changelog)',
+    changelog: (kept, v1Accounts, all) => {
+      const notDeleted = v1Accounts.filter((a) => kept.get(JSON.stringify(['accounts', a]))?.value !== null);
+      assert.deepEqual(notDeleted, [], 'the old-name row of every v1 account ends in a tombstone');
+      const live = [...kept.values()].filter((r) => r.value !== null);
+      assert.deepEqual(live.filter((r) => r.table === 'accounts').map((r) => r.row), [], 'no live row under the old name');
+      const type = avsc.Type.forSchema(ACCOUNT_SCHEMAS['v2-renamed-table']);
+      const ledgers = live.filter((r) => r.table === 'ledgers');
+      // A row value is a single object: `C3 01`, the fingerprint of the schema that wrote it, the Avro body.
+      assert.deepEqual(ledgers.filter((r) => rowSchemaOf(r.value!) !== schemaFingerprint(type)).map((r) => r.row), [], 'rows under the new name name their schema');
+      const rows = new Map(ledgers.map((r) => [r.row, { ...(type.fromBuffer(r.value!.subarray(10)) as object) }]));
+      assert.deepEqual(exactDiffs(rows, expectedAccounts('v2-renamed-table', all)), [], 'the compacted changelog holds every row under the new name');
+    },
+  },
+  {
+    variant: 'v2-dropped',
+    title: 'table removed: refused undeclared, its rows tombstoned when declared in droppedTables',
+    refused: {
+      variant: 'v2-dropped-undeclared',
+      says: [/^farad: app "ledger_[0-9a-f]+": table "lastDeposit" holds state/, /droppedTables: \['lastDeposit'\]/, /formerly: 'lastDeposit'/],
+    },
+    changelog: (kept, v1Accounts, all) => {
+      const notDeleted = v1Accounts.filter((a) => kept.get(JSON.stringify(['lastDeposit', a]))?.value !== null);
+      assert.deepEqual(notDeleted, [], 'every lastDeposit row ends in a tombstone');
+      const live = [...kept.values()].filter((r) => r.value !== null);
+      assert.deepEqual(live.filter((r) => r.table === 'lastDeposit').map((r) => r.row), [], 'no live lastDeposit row');
+      assert.equal(live.filter((r) => r.table === 'accounts').length, tally(all).size, 'the accounts rows are kept');
+    },
+  },
+];
+
+for (const [index, evolution] of EVOLUTIONS.entries()) {
+  const { variant, refused, changelog } = evolution;
+  test(`Kafka + Redis, ${evolution.title}: ${variant} restores from a v1 snapshot + changelog tail, rows = tally, then again from the changelog alone`, { timeout: 90_000 }, async (t) => {
+    const testStarted = Date.now();
+    const ledger = await soloLedger(t);
+    const { names, kafka, admin, producer, redis } = ledger;
+    const seed = 100 + 10 * index;
+    const phase1 = makeDeposits(300, seed, 30);
+    const phase2 = makeDeposits(150, seed + 1, 30);
+    // Waiting while a version is refused, processed by the accepted one.
+    const pending = refused ? makeDeposits(60, seed + 2, 30) : [];
+    // acct-025..044: a few v1 accounts, mostly new ones; acct-000..024 are never written again after the change.
+    const phase3 = makeDeposits(150, seed + 3, 20, 25);
+
+    await v1SnapshotAndTail(ledger, phase1, phase2);
+    const v1Accounts = [...tally([...phase1, ...phase2]).keys()];
+
+    if (refused) {
+      await sendDeposits(producer, names.input, pending);
+      const { message, output, ms } = await refusedStart(ledger, refused.variant);
+      for (const says of refused.says) assert.match(message, says, output);
+      assert.equal(message.split('\n').length, 1, `one problem, one line: ${message}`);
+      t.diagnostic(`${refused.variant} refused in ${ms} ms: ${message}`);
+    }
+
+    // The new version, with Redis: every partition from its v1 snapshot + the tail, converted.
+    const v2 = await ledger.spawn(variant, { FARAD_REDIS_URL: redis.url, FARAD_LOG_LEVEL: 'info' });
+    await waitWithLogs(`${variant}: /readyz 200`, [v2], () => readyz(v2), { timeoutMs: 60_000, intervalMs: 100 });
+    const tail = await restoredFromSnapshots(v2, variant);
+    const before = [...phase1, ...phase2, ...pending];
+    await waitWithLogs(`${variant}: input committed`, [v2], () => allConsumed(admin, names.app, names.input), { timeoutMs: 60_000, intervalMs: 200 });
+    await assertLedgerRows(v2.base, variant, before, `every v1 row (snapshot and tail${refused ? ', then the input waiting' : ''}) = the tally`);
+    await sendDeposits(producer, names.input, phase3);
+    await waitWithLogs(`${variant}: new input committed`, [v2], () => allConsumed(admin, names.app, names.input), { timeoutMs: 60_000, intervalMs: 200 });
+    const all = [...before, ...phase3];
+    await assertLedgerRows(v2.base, variant, all, 'new deposits processed on the converted rows');
+    assert.doesNotMatch(v2.output(), /restore failed|truncated buffer|partition failed|cannot be read/, v2.output().slice(-2000));
+    assert.equal((await terminate(v2)).code, 0, `${variant} stops cleanly\n${v2.output().slice(-2000)}`);
+
+    changelog?.(compactedChangelog(await readTopic(kafka, names.changelog)), v1Accounts, all);
+
+    // Restarted without Redis: from the changelog alone (v1 rows, what the change wrote, v2 rows).
+    const again = await ledger.spawn(variant);
+    await waitWithLogs(`${variant} again: /readyz 200`, [again], () => readyz(again), { timeoutMs: 60_000, intervalMs: 100 });
+    await assertLedgerRows(again.base, variant, all, 'the same rows after a restart from the changelog alone');
+    assert.equal((await terminate(again)).code, 0, `${variant} stops cleanly\n${again.output().slice(-2000)}`);
+
+    assertReceipts(await readTopic(kafka, names.output), all);
+    t.diagnostic(`${variant}: ${PARTITIONS} partitions from v1 snapshots + ${tail} changelog records; ${all.length} deposits, every receipt exactly once; whole test ${Date.now() - testStarted} ms`);
+  });
+}
 
 // ---- (b) rolling upgrade ---------------------------------------------------------------------------
 
@@ -526,10 +764,17 @@ test('rolling upgrade on Kafka, one replica: a v1 standby reads the rows v2 writ
  * v1 alone, then `variant` joins (one replica each way), deposits in, v2 killed -9, v1 takes
  * every partition over and more deposits go in. Returns what was sent and where v2 was active.
  */
-async function oldTakesOver(
-  t: TestContext,
-  variant: Variant,
-): Promise<{ names: LedgerNames; kafka: Kafka; old: Instance; sent: Deposit[]; first: Deposit[]; onNew: number[] }> {
+/** A v1 instance owning every partition of a fresh app (k=1), for rolling upgrades; cleaned up after the test. */
+async function oldInstance(t: TestContext): Promise<{
+  suffix: string;
+  names: LedgerNames;
+  kafka: Kafka;
+  admin: ReturnType<Kafka['admin']>;
+  producer: Producer;
+  instances: Instance[];
+  common: Record<string, string>;
+  old: Instance;
+}> {
   const suffix = uid();
   const names = ledgerNames(suffix);
   const kafka = testKafka();
@@ -551,6 +796,14 @@ async function oldTakesOver(
     timeoutMs: 60_000,
     intervalMs: 100,
   });
+  return { suffix, names, kafka, admin, producer, instances, common, old };
+}
+
+async function oldTakesOver(
+  t: TestContext,
+  variant: Variant,
+): Promise<{ names: LedgerNames; kafka: Kafka; old: Instance; sent: Deposit[]; first: Deposit[]; onNew: number[] }> {
+  const { suffix, names, kafka, admin, producer, instances, common, old } = await oldInstance(t);
   const first = makeDeposits(1500, 41, 40);
   await sendDeposits(producer, names.input, first.slice(0, 300));
   await waitWithLogs('v1: input committed', [old], () => allConsumed(admin, names.app, names.input), { timeoutMs: 30_000, intervalMs: 200 });
@@ -600,27 +853,7 @@ test('rolling upgrade that adds a table: a v1 instance that takes over leaves th
 });
 
 test('rolling upgrade that renames a table: the v1 instance refuses it clearly (its copies stop, its takeover fails saying why), never serving wrong balances', { timeout: 150_000 }, async (t) => {
-  const suffix = uid();
-  const names = ledgerNames(suffix);
-  const kafka = testKafka();
-  const admin = kafka.admin();
-  await admin.connect();
-  const producer = await plainProducer(kafka);
-  const instances: Instance[] = [];
-  t.after(async () => {
-    for (const i of instances) await kill9(i);
-    await producer.disconnect().catch(() => undefined);
-    await cleanUp(kafka, names);
-    await admin.disconnect().catch(() => undefined);
-  });
-  await createTopic(admin, names.input, PARTITIONS);
-  const common = { FARAD_TEST_APP_SUFFIX: suffix, FARAD_REPLICAS: '1', FARAD_SESSION_TIMEOUT_MS: '6000', FARAD_LOG_LEVEL: 'info' };
-  const old = await spawnInstance(`old-${suffix}`, { ...common, FARAD_TEST_SCHEMA: 'v1' }, FIXTURE);
-  instances.push(old);
-  await waitWithLogs('v1: every partition active', [old], async () => (await readyz(old)) && (await activePartitions(old.base)).join() === ALL.join(), {
-    timeoutMs: 60_000,
-    intervalMs: 100,
-  });
+  const { suffix, names, kafka, admin, producer, instances, common, old } = await oldInstance(t);
   const first = makeDeposits(600, 43, 40);
   await sendDeposits(producer, names.input, first.slice(0, 300));
   await waitWithLogs('v1: input committed', [old], () => allConsumed(admin, names.app, names.input), { timeoutMs: 30_000, intervalMs: 200 });
