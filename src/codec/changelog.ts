@@ -68,7 +68,19 @@ interface CurrentTable {
   readonly header: Buffer;
 }
 
-type Decoder = (bytes: Buffer) => unknown;
+/** Decodes the Avro body that starts at `pos` and runs to the end of `bytes`. */
+type Decoder = (bytes: Buffer, pos: number) => unknown;
+
+type Resolver = ReturnType<Type['createResolver']>;
+
+/** `type.decode` at an offset (no Buffer view per row), refusing a body that is cut short or runs on. */
+function decodeAt(type: Type, bytes: Buffer, pos: number, resolver?: Resolver): unknown {
+  const decoded = resolver ? type.decode(bytes, pos, resolver) : type.decode(bytes, pos);
+  if (decoded.offset !== bytes.length) {
+    throw new CorruptDataError(decoded.offset < 0 ? 'changelog row value is truncated' : 'changelog row value has trailing bytes');
+  }
+  return decoded.value;
+}
 
 /**
  * Where `RowCodec.apply` filed a row: into the table it names (`current`), into the table that
@@ -184,15 +196,15 @@ export class RowCodec {
 
   /** A row value of any registered schema, as the current schema of `table` reads it. */
   private decodeValue(filedUnder: string, table: string, value: Buffer): unknown {
-    if (!isFramed(value)) return this.decoder(filedUnder, table, undefined)(value);
+    if (!isFramed(value)) return this.decoder(filedUnder, table, undefined)(value, 0);
     const current = this.current.get(table)!;
     // Fast path: the row was written with the app's own schema.
     if (filedUnder === table && value.compare(current.header, 0, HEADER, 0, HEADER) === 0) {
-      return current.shape.valueType.fromBuffer(value.subarray(HEADER));
+      return decodeAt(current.shape.valueType, value, HEADER);
     }
     const fingerprint = fingerprintHex(value);
     const known = this.decoders.get(filedUnder)?.get(fingerprint);
-    if (known) return known(value.subarray(HEADER));
+    if (known) return known(value, HEADER);
     if (fingerprint !== current.fingerprint && !this.lineage(table).some((e) => e.fingerprint === fingerprint)) {
       if (this.stillToReread(this.checkedFingerprints, fingerprint)) {
         throw new UnknownRowSchemaError(
@@ -201,9 +213,9 @@ export class RowCodec {
         );
       }
       // Still unregistered after reading the registry again: a bare older row that only looks framed.
-      return this.decoder(filedUnder, table, undefined)(value);
+      return this.decoder(filedUnder, table, undefined)(value, 0);
     }
-    return this.decoder(filedUnder, table, fingerprint)(value.subarray(HEADER));
+    return this.decoder(filedUnder, table, fingerprint)(value, HEADER);
   }
 
   /** A table this app does not know: first read the registry again, then refuse it if it replaced one of ours. */
@@ -353,10 +365,10 @@ export class RowCodec {
     const migrate = table.shape.migrate;
     const lineage = this.lineage(tableName);
     // The current schema reads its own rows (a registry may not list it yet: tools, tests).
-    if (fingerprint === table.fingerprint) return (bytes) => reader.fromBuffer(bytes);
+    if (fingerprint === table.fingerprint) return (bytes, pos) => decodeAt(reader, bytes, pos);
     // Rows from before versioning were written by the table's first registered schema.
     const writer = fingerprint === undefined ? lineage[0] : lineage.find((e) => e.fingerprint === fingerprint);
-    if (fingerprint === undefined && writer === undefined) return (bytes) => reader.fromBuffer(bytes);
+    if (fingerprint === undefined && writer === undefined) return (bytes, pos) => decodeAt(reader, bytes, pos);
     if (writer === undefined) {
       throw new UnknownRowSchemaError(
         `rows of table "${filedUnder}" were written with schema ${fingerprint}, which this instance has not seen registered yet`,
@@ -367,8 +379,8 @@ export class RowCodec {
       const target = lineage[migrate.fromVersion - 1];
       if (!target) throw new MigrationError(`table "${tableName}": migrate.fromVersion ${migrate.fromVersion} is not a registered version (there are ${lineage.length})`, { table: tableName });
       const resolver = target === writer ? undefined : target.type.createResolver(writer.type);
-      return (bytes) => {
-        const old = resolver ? target.type.fromBuffer(bytes, resolver) : target.type.fromBuffer(bytes);
+      return (bytes, pos) => {
+        const old = decodeAt(target.type, bytes, pos, resolver);
         const row = migrate.up(old);
         if (!reader.isValid(row)) {
           throw new MigrationError(`table "${tableName}": migrate.up returned a row that does not match the current schema (from version ${writer.version})`, { table: tableName });
@@ -384,7 +396,7 @@ export class RowCodec {
       );
     }
     const resolver = reader.createResolver(writer.type);
-    return (bytes) => reader.fromBuffer(bytes, resolver);
+    return (bytes, pos) => decodeAt(reader, bytes, pos, resolver);
   }
 }
 
