@@ -4,32 +4,19 @@
 // (read_committed) and the state restored afterwards equal an independent tally of every vote.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Service } from '../../src/index.js';
-import {
-  allConsumed,
-  baseUrl,
-  cleanUpVoter,
-  createTopic,
-  makeVotes,
-  plainProducer,
-  readTopic,
-  sleep,
-  startKafkaService,
-  testKafka,
-  uid,
-  voterCopy,
-  voterNames,
-} from './helpers.js';
+import { allConsumed, baseUrl, makeVotes, readTopic, sleep, startKafkaService, voterCopy } from './helpers.js';
 import {
   assertResultsMatch,
   assertStateMatches,
-  createTimedOutputTopic,
+  type ClusterView,
   describeView,
   fmt,
+  type Instance,
   kill9,
   longestGaps,
   PARTITIONS,
   readTopicTimed,
+  replicationFixture,
   settled,
   settledWithStandbys,
   spawnInstance,
@@ -37,35 +24,14 @@ import {
   terminate,
   total,
   waitWithLogs,
-  type ClusterView,
-  type Instance,
 } from './replication-helpers.js';
 
 const SESSION_TIMEOUT_MS = 6000;
 
 test('kill -9 A, then B, of three instances; restart both: the output and state equal the tally', { timeout: 180_000 }, async (t) => {
   const testStarted = Date.now();
-  const suffix = uid();
-  const names = voterNames(suffix);
-  const kafka = testKafka();
-  const admin = kafka.admin();
-  await admin.connect();
-  const instances: Instance[] = [];
-  let restored: Service | undefined;
-  let steady: SteadyProducer | undefined;
-  const producer = await plainProducer(kafka);
-  t.after(async () => {
-    await steady?.stop().catch(() => undefined);
-    await producer.disconnect().catch(() => undefined);
-    for (const i of instances) await kill9(i);
-    await restored?.stop().catch(() => undefined);
-    await cleanUpVoter(admin, names);
-    await admin.disconnect();
-  });
-
-  await createTopic(admin, names.input, PARTITIONS);
-  await createTimedOutputTopic(admin, names);
-  const env = { FARAD_TEST_VOTER_SUFFIX: suffix, FARAD_REPLICAS: '1', FARAD_SESSION_TIMEOUT_MS: String(SESSION_TIMEOUT_MS) };
+  const cluster = await replicationFixture(t, SESSION_TIMEOUT_MS);
+  const { suffix, names, kafka, admin, producer, instances, env } = cluster;
   const idA = `a-${suffix}`;
   const idB = `b-${suffix}`;
   const idC = `c-${suffix}`;
@@ -75,7 +41,7 @@ test('kill -9 A, then B, of three instances; restart both: the output and state 
   instances.push(a, b, c);
 
   const votes = makeVotes(80_000, { phones: 6_000, seed: 23 });
-  steady = new SteadyProducer(producer, names.input, votes, { perTick: 25, tickMs: 50 });
+  const steady = (cluster.steady = new SteadyProducer(producer, names.input, votes, { perTick: 25, tickMs: 50 }));
 
   const initial = await waitWithLogs('three instances with standbys', instances, () => settledWithStandbys([a, b, c]), { timeoutMs: 60_000, intervalMs: 250 });
   const settledAt = Date.now();
@@ -146,7 +112,7 @@ test('kill -9 A, then B, of three instances; restart both: the output and state 
     const exit = await terminate(i);
     assert.equal(exit.code, 0, `${i.id} stops cleanly on SIGTERM\n${i.output().slice(-2000)}`);
   }
-  restored = await startKafkaService(voterCopy(suffix));
+  const restored = (cluster.restored = await startKafkaService(voterCopy(suffix)));
   await assertStateMatches(baseUrl(restored), tally);
   t.diagnostic(`whole test ${Date.now() - testStarted} ms`);
 });

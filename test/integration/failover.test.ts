@@ -5,33 +5,17 @@
 // the tally. Measures the processing pause (longest gap between committed outputs).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Service } from '../../src/index.js';
-import {
-  allConsumed,
-  baseUrl,
-  cleanUpVoter,
-  createTopic,
-  makeVotes,
-  plainProducer,
-  readTopic,
-  sleep,
-  startKafkaService,
-  testKafka,
-  uid,
-  voterCopy,
-  voterNames,
-} from './helpers.js';
+import { allConsumed, baseUrl, makeVotes, readTopic, sleep, startKafkaService, voterCopy } from './helpers.js';
 import {
   assertResultsMatch,
   assertStateMatches,
-  createTimedOutputTopic,
   describeView,
   firstOutputAfter,
   fmt,
   kill9,
   longestGaps,
-  PARTITIONS,
   readTopicTimed,
+  replicationFixture,
   settled,
   settledWithStandbys,
   spawnInstance,
@@ -39,39 +23,19 @@ import {
   terminate,
   total,
   waitWithLogs,
-  type Instance,
 } from './replication-helpers.js';
 
 const SESSION_TIMEOUT_MS = 6000;
 
 test('kill -9 of one of three instances (replicas 1): standbys take over, nothing lost or doubled, bounded pause', { timeout: 180_000 }, async (t) => {
   const testStarted = Date.now();
-  const suffix = uid();
-  const names = voterNames(suffix);
-  const kafka = testKafka();
-  const admin = kafka.admin();
-  await admin.connect();
-  const instances: Instance[] = [];
-  let restored: Service | undefined;
-  let steady: SteadyProducer | undefined;
-  const producer = await plainProducer(kafka);
-  t.after(async () => {
-    await steady?.stop().catch(() => undefined);
-    await producer.disconnect().catch(() => undefined);
-    for (const i of instances) await kill9(i);
-    await restored?.stop().catch(() => undefined);
-    await cleanUpVoter(admin, names);
-    await admin.disconnect();
-  });
-
-  await createTopic(admin, names.input, PARTITIONS);
-  await createTimedOutputTopic(admin, names);
-  const env = { FARAD_TEST_VOTER_SUFFIX: suffix, FARAD_REPLICAS: '1', FARAD_SESSION_TIMEOUT_MS: String(SESSION_TIMEOUT_MS) };
+  const cluster = await replicationFixture(t, SESSION_TIMEOUT_MS);
+  const { suffix, names, kafka, admin, producer, instances, env } = cluster;
   for (const id of ['a', 'b', 'c']) instances.push(await spawnInstance(`${id}-${suffix}`, env));
 
   // ~500 votes/s over 6000 phones: every partition gets input every tick.
   const votes = makeVotes(60_000, { phones: 6_000, seed: 11 });
-  steady = new SteadyProducer(producer, names.input, votes, { perTick: 25, tickMs: 50 });
+  const steady = (cluster.steady = new SteadyProducer(producer, names.input, votes, { perTick: 25, tickMs: 50 }));
 
   const before = await waitWithLogs('three instances, every partition active once, a standby for each', instances, () => settledWithStandbys(instances), {
     timeoutMs: 60_000,
@@ -138,7 +102,7 @@ test('kill -9 of one of three instances (replicas 1): standbys take over, nothin
     const exit = await terminate(s);
     assert.equal(exit.code, 0, `${s.id} stops cleanly on SIGTERM\n${s.output().slice(-2000)}`);
   }
-  restored = await startKafkaService(voterCopy(suffix));
+  const restored = (cluster.restored = await startKafkaService(voterCopy(suffix)));
   await assertStateMatches(baseUrl(restored), tally);
   t.diagnostic(`whole test ${Date.now() - testStarted} ms`);
 });

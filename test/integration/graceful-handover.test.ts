@@ -4,28 +4,15 @@
 // of its partitions and checks the output (read_committed) against an independent tally.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  allConsumed,
-  cleanUpVoter,
-  createTopic,
-  makeVotes,
-  plainProducer,
-  readTopic,
-  sleep,
-  testKafka,
-  uid,
-  voterNames,
-} from './helpers.js';
+import { allConsumed, makeVotes, readTopic, sleep } from './helpers.js';
 import {
   assertResultsMatch,
-  createTimedOutputTopic,
   describeView,
   firstOutputAfter,
   fmt,
-  kill9,
   longestGaps,
-  PARTITIONS,
   readTopicTimed,
+  replicationFixture,
   settled,
   settledWithStandbys,
   spawnInstance,
@@ -33,7 +20,6 @@ import {
   terminate,
   total,
   waitWithLogs,
-  type Instance,
 } from './replication-helpers.js';
 
 const SESSION_TIMEOUT_MS = 6000;
@@ -41,29 +27,12 @@ const MAX_HANDOVER_PAUSE_MS = 5000;
 
 test('SIGTERM of one of three instances: its partitions move with a short pause, exactly once', { timeout: 150_000 }, async (t) => {
   const testStarted = Date.now();
-  const suffix = uid();
-  const names = voterNames(suffix);
-  const kafka = testKafka();
-  const admin = kafka.admin();
-  await admin.connect();
-  const instances: Instance[] = [];
-  let steady: SteadyProducer | undefined;
-  const producer = await plainProducer(kafka);
-  t.after(async () => {
-    await steady?.stop().catch(() => undefined);
-    await producer.disconnect().catch(() => undefined);
-    for (const i of instances) await kill9(i);
-    await cleanUpVoter(admin, names);
-    await admin.disconnect();
-  });
-
-  await createTopic(admin, names.input, PARTITIONS);
-  await createTimedOutputTopic(admin, names);
-  const env = { FARAD_TEST_VOTER_SUFFIX: suffix, FARAD_REPLICAS: '1', FARAD_SESSION_TIMEOUT_MS: String(SESSION_TIMEOUT_MS) };
+  const cluster = await replicationFixture(t, SESSION_TIMEOUT_MS);
+  const { suffix, names, kafka, admin, producer, instances, env } = cluster;
   for (const id of ['a', 'b', 'c']) instances.push(await spawnInstance(`${id}-${suffix}`, env));
 
   const votes = makeVotes(60_000, { phones: 6_000, seed: 31 });
-  steady = new SteadyProducer(producer, names.input, votes, { perTick: 25, tickMs: 50 });
+  const steady = (cluster.steady = new SteadyProducer(producer, names.input, votes, { perTick: 25, tickMs: 50 }));
 
   const before = await waitWithLogs('three instances with standbys', instances, () => settledWithStandbys(instances), { timeoutMs: 60_000, intervalMs: 250 });
   const settledAt = Date.now();

@@ -11,18 +11,24 @@ import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { Redis } from 'ioredis';
 import type { Admin, Kafka, Producer } from 'kafkajs';
+import type { TestContext } from 'node:test';
+import type { Service } from '../../src/index.js';
 import {
   brokers,
+  cleanUpVoter,
   createTopic,
   diffOutcomes,
   freePort,
   leaderboard,
   outcomesFromResults,
+  plainProducer,
   produceVotes,
   readTopic,
   ROOT,
   sleep,
+  testKafka,
   uid,
+  voterNames,
   VoterTally,
   waitFor,
   type ReadRecord,
@@ -218,6 +224,56 @@ export function describeView(view: ClusterView): string {
   return [...view.active]
     .map(([id, ps]) => `${id}: active [${ps.join(',')}] standby [${(view.standby.get(id) ?? []).map((s) => `${s.partition}(lag ${s.lag})`).join(',')}]`)
     .join('; ');
+}
+
+// ---- a replication fault test's cluster -------------------------------------------------------------
+
+/** What a replication fault test works with; `steady` and `restored` are stopped after the test when set. */
+export interface ReplicationFixture {
+  readonly suffix: string;
+  readonly names: VoterNames;
+  readonly kafka: Kafka;
+  readonly admin: Admin;
+  readonly producer: Producer;
+  /** Every farad child started: all are killed after the test. */
+  readonly instances: Instance[];
+  /** Environment of the Voter children: this test's topics, replicas 1, the given session timeout. */
+  readonly env: Record<string, string>;
+  steady?: SteadyProducer;
+  restored?: Service;
+}
+
+/**
+ * A fresh Voter app on Kafka for a replication fault test: its input and timed output topics, a
+ * plain producer, and cleanup of everything the test starts (children, producers, topics).
+ */
+export async function replicationFixture(t: TestContext, sessionTimeoutMs: number): Promise<ReplicationFixture> {
+  const suffix = uid();
+  const names = voterNames(suffix);
+  const kafka = testKafka();
+  const admin = kafka.admin();
+  await admin.connect();
+  const producer = await plainProducer(kafka);
+  const fixture: ReplicationFixture = {
+    suffix,
+    names,
+    kafka,
+    admin,
+    producer,
+    instances: [],
+    env: { FARAD_TEST_VOTER_SUFFIX: suffix, FARAD_REPLICAS: '1', FARAD_SESSION_TIMEOUT_MS: String(sessionTimeoutMs) },
+  };
+  t.after(async () => {
+    await fixture.steady?.stop().catch(() => undefined);
+    await producer.disconnect().catch(() => undefined);
+    for (const i of fixture.instances) await kill9(i);
+    await fixture.restored?.stop().catch(() => undefined);
+    await cleanUpVoter(admin, names);
+    await admin.disconnect();
+  });
+  await createTopic(admin, names.input, PARTITIONS);
+  await createTimedOutputTopic(admin, names);
+  return fixture;
 }
 
 // ---- steady input ------------------------------------------------------------------------------

@@ -8,23 +8,21 @@
 // readable again soon after each restart, and output and state equal an independent tally.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Service } from '../../src/index.js';
-import { allConsumed, baseUrl, cleanUpVoter, createTopic, makeVotes, plainProducer, readTopic, sleep, startKafkaService, testKafka, uid, voterCopy, voterNames } from './helpers.js';
+import { allConsumed, baseUrl, makeVotes, readTopic, sleep, startKafkaService, voterCopy } from './helpers.js';
 import {
   assertResultsMatch,
   assertStateMatches,
-  createTimedOutputTopic,
   describeView,
   fmt,
+  type Instance,
   kill9,
-  PARTITIONS,
   readTopicTimed,
+  replicationFixture,
   settledWithStandbys,
   spawnInstance,
   SteadyProducer,
   terminate,
   waitWithLogs,
-  type Instance,
 } from './replication-helpers.js';
 
 const SESSION_TIMEOUT_MS = 6000;
@@ -45,27 +43,8 @@ async function allReadable(instance: Instance): Promise<boolean> {
 }
 
 test('two instances, k=1: kill -9 one and restart it 5 s later, twice: no partition is left without an owner; exactly once', { timeout: 240_000 }, async (t) => {
-  const suffix = uid();
-  const names = voterNames(suffix);
-  const kafka = testKafka();
-  const admin = kafka.admin();
-  await admin.connect();
-  const instances: Instance[] = [];
-  let restored: Service | undefined;
-  let steady: SteadyProducer | undefined;
-  const producer = await plainProducer(kafka);
-  t.after(async () => {
-    await steady?.stop().catch(() => undefined);
-    await producer.disconnect().catch(() => undefined);
-    for (const i of instances) await kill9(i);
-    await restored?.stop().catch(() => undefined);
-    await cleanUpVoter(admin, names);
-    await admin.disconnect();
-  });
-
-  await createTopic(admin, names.input, PARTITIONS);
-  await createTimedOutputTopic(admin, names);
-  const env = { FARAD_TEST_VOTER_SUFFIX: suffix, FARAD_REPLICAS: '1', FARAD_SESSION_TIMEOUT_MS: String(SESSION_TIMEOUT_MS) };
+  const cluster = await replicationFixture(t, SESSION_TIMEOUT_MS);
+  const { suffix, names, kafka, admin, producer, instances, env } = cluster;
   const live = new Map<string, Instance>();
   for (const id of ['a', 'b']) {
     const instance = await spawnInstance(`${id}-${suffix}`, env);
@@ -73,7 +52,7 @@ test('two instances, k=1: kill -9 one and restart it 5 s later, twice: no partit
     live.set(id, instance);
   }
   const votes = makeVotes(80_000, { phones: 6_000, seed: 23 });
-  steady = new SteadyProducer(producer, names.input, votes, { perTick: 20, tickMs: 50 });
+  const steady = (cluster.steady = new SteadyProducer(producer, names.input, votes, { perTick: 20, tickMs: 50 }));
 
   const current = (): Instance[] => [...live.values()];
   const first = await waitWithLogs('two instances, every partition active once, each with a standby', current(), () => settledWithStandbys(current()), { timeoutMs: 60_000, intervalMs: 250 });
@@ -122,6 +101,6 @@ test('two instances, k=1: kill -9 one and restart it 5 s later, twice: no partit
     const exit = await terminate(instance);
     assert.equal(exit.code, 0, `${instance.id} stops cleanly on SIGTERM\n${instance.output().slice(-2000)}`);
   }
-  restored = await startKafkaService(voterCopy(suffix));
+  const restored = (cluster.restored = await startKafkaService(voterCopy(suffix)));
   await assertStateMatches(baseUrl(restored), tally);
 });
