@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
 import avsc from 'avsc';
+import { ledgerDeposits, tally, type Totals } from '../support/ledger.js';
 import { decodeChangeKey, rowSchemaOf, schemaFingerprint } from '../../src/codec/index.js';
 import { EmbeddedLog } from '../../src/index.js';
 import { compileApp } from '../../src/procedures/index.js';
@@ -49,26 +50,7 @@ const EVENT = 'ledger.Deposit';
 
 /** `count` deterministic deposits over `accounts` accounts (acct-00, acct-01, ...), amounts 1..1000. */
 function makeDeposits(count: number, seed: number, accounts: number): Deposit[] {
-  const random = prng(seed);
-  return Array.from({ length: count }, () => ({
-    account: `acct-${String(Math.floor(random() * accounts)).padStart(2, '0')}`,
-    amount: 1 + Math.floor(random() * 1000),
-  }));
-}
-
-interface Totals {
-  balance: number;
-  deposits: number;
-}
-
-/** Balance and number of deposits per account, summed here (not by the app). */
-function tally(deposits: readonly Deposit[]): Map<string, Totals> {
-  const out = new Map<string, Totals>();
-  for (const { account, amount } of deposits) {
-    const t = out.get(account) ?? { balance: 0, deposits: 0 };
-    out.set(account, { balance: t.balance + amount, deposits: t.deposits + 1 });
-  }
-  return out;
+  return ledgerDeposits(prng(seed), count, accounts, { width: 2 });
 }
 
 /** The tally as rows of a version's accounts table (`oldAccounts`: accounts that existed before v2-added). */

@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
 import avsc from 'avsc';
+import { ledgerDeposits, tally, type Totals } from '../support/ledger.js';
 import type { Kafka, Producer } from 'kafkajs';
 import { decodeChangeKey, fingerprint, rowSchemaOf, schemaFingerprint } from '../../src/codec/index.js';
 import {
@@ -96,28 +97,10 @@ async function sendDeposits(producer: Producer, topic: string, deposits: readonl
 
 /** `count` deterministic deposits over `accounts` accounts from acct-`first` on, amounts 1..1000. */
 function makeDeposits(count: number, seed: number, accounts: number, first = 0): Deposit[] {
-  const random = prng(seed);
-  return Array.from({ length: count }, () => ({
-    account: `acct-${String(first + Math.floor(random() * accounts)).padStart(3, '0')}`,
-    amount: 1 + Math.floor(random() * 1000),
-  }));
+  return ledgerDeposits(prng(seed), count, accounts, { first, width: 3 });
 }
 
-// ---- an independent tally ---------------------------------------------------------------------------
-
-interface Totals {
-  balance: number;
-  deposits: number;
-}
-
-function tally(deposits: readonly Deposit[]): Map<string, Totals> {
-  const out = new Map<string, Totals>();
-  for (const { account, amount } of deposits) {
-    const t = out.get(account) ?? { balance: 0, deposits: 0 };
-    out.set(account, { balance: t.balance + amount, deposits: t.deposits + 1 });
-  }
-  return out;
-}
+// ---- an independent tally (tally() in test/support/ledger.ts) ----------------------------------------
 
 /**
  * The receipts topic (read_committed) against the deposits produced: exactly one receipt per
@@ -661,31 +644,11 @@ async function splitWithStandbys(instances: readonly Instance[]): Promise<View |
 
 test('rolling upgrade on Kafka, one replica: a v1 standby reads the rows v2 writes, and takes over from them after kill -9', { timeout: 150_000 }, async (t) => {
   const testStarted = Date.now();
-  const suffix = uid();
-  const names = ledgerNames(suffix);
-  const kafka = testKafka();
-  const admin = kafka.admin();
-  await admin.connect();
-  const producer = await plainProducer(kafka);
-  const instances: Instance[] = [];
+  const { suffix, names, kafka, admin, producer, instances, common, old } = await oldInstance(t);
   const stream = new DepositStream(producer, names.input, makeDeposits(40_000, 31, 60));
-  t.after(async () => {
-    await stream.stop().catch(() => undefined);
-    for (const i of instances) await kill9(i);
-    await producer.disconnect().catch(() => undefined);
-    await cleanUp(kafka, names);
-    await admin.disconnect().catch(() => undefined);
-  });
-  await createTopic(admin, names.input, PARTITIONS);
-  const common = { FARAD_TEST_APP_SUFFIX: suffix, FARAD_REPLICAS: '1', FARAD_SESSION_TIMEOUT_MS: '6000', FARAD_LOG_LEVEL: 'info' };
+  t.after(() => stream.stop().catch(() => undefined));
 
   // The old version runs alone, under load.
-  const old = await spawnInstance(`old-${suffix}`, { ...common, FARAD_TEST_SCHEMA: 'v1' }, FIXTURE);
-  instances.push(old);
-  await waitWithLogs('v1: every partition active', [old], async () => (await readyz(old)) && (await activePartitions(old.base)).join() === ALL.join(), {
-    timeoutMs: 60_000,
-    intervalMs: 100,
-  });
   stream.start();
   await sleep(1500);
 
