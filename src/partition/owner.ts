@@ -4,10 +4,10 @@ import { decodeChangeKey, isMovedRow, type EventCodec, type RowCodec } from '../
 import { describeError, FaradError, IllegalTransitionError, isRetriable, LeaseRevokedError, ProducerFencedError, UnknownRowSchemaError } from '../errors.js';
 import type { CompiledApp } from '../procedures/index.js';
 import type { Snapshots } from '../replication/index.js';
-import { PartitionState, type GlobalTableView, type RowChange } from '../state/index.js';
+import type { GlobalTableView, PartitionState, RowChange } from '../state/index.js';
 import { BatchProcessor, type LogRecord, type OutRecord, type PartitionLease, type ProcessorObserver } from '../streams/index.js';
 import { ALLOWED_MOVES, isAllowedMove } from './lifecycle.js';
-import { restorePartition, type PartitionCopy } from './restore.js';
+import { emptyState, restorePartition, type PartitionCopy } from './restore.js';
 import { SnapshotSchedule } from './snapshot-schedule.js';
 import type { PartitionRole, PartitionStatus } from './status.js';
 
@@ -104,7 +104,7 @@ export class PartitionOwner {
 
   /** A warm standby copy, seeded from the latest snapshot when there is one. */
   static async standby(partition: number, ctx: OwnerContext): Promise<PartitionOwner> {
-    const state = newState(ctx.app, partition);
+    const state = emptyState(ctx.app, partition);
     const moved: Buffer[] = [];
     let offset = 0;
     try {
@@ -238,7 +238,7 @@ export class PartitionOwner {
 
   /** Keeps the partition, which moved to another instance, as a warm standby copy. */
   keepAsStandby(): void {
-    if (!this.copy) this.copy = { state: newState(this.ctx.app, this.partition), offset: 0, end: 0 };
+    if (!this.copy) this.copy = { state: emptyState(this.ctx.app, this.partition), offset: 0, end: 0 };
     this.transition({ role: 'standby' });
   }
 
@@ -419,9 +419,6 @@ export class PartitionOwner {
   }
 }
 
-function newState(app: CompiledApp, partition: number): PartitionState {
-  return new PartitionState(partition, app.partitions, app.tables.values());
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref?.());

@@ -65,7 +65,7 @@ export async function restorePartition(request: RestoreRequest): Promise<Restore
     source = 'own copy';
   } else {
     if (copy) logger.warn({ partition, copyOffset: copy.offset, changelogEnd: end }, 'copy is ahead of the changelog (another cluster?); restoring afresh');
-    copy = { state: new PartitionState(partition, request.app.partitions, request.app.tables.values()), offset: 0, end };
+    copy = { state: emptyState(request.app, partition), offset: 0, end };
     if (await loadSnapshot(request, copy, noteMoved)) source = 'snapshot';
   }
   const fromOffset = copy.offset;
@@ -91,6 +91,11 @@ export async function restorePartition(request: RestoreRequest): Promise<Restore
   copy.end = Math.max(end, next);
   request.onProgress?.(end, end);
   return { copy, source, fromOffset, records, seconds: (performance.now() - started) / 1000, moved: [...moved.values()] };
+}
+
+/** A partition's tables with no rows yet. */
+export function emptyState(app: CompiledApp, partition: number): PartitionState {
+  return new PartitionState(partition, app.partitions, app.tables.values());
 }
 
 /** Seeds an empty copy from a snapshot; false (copy left empty) when there is none or it is unusable. */

@@ -19,12 +19,6 @@ export interface Member {
   readonly url: string | undefined;
 }
 
-/** Who holds what, as every member computes it from the same settled group. */
-export interface GroupView {
-  readonly active: ReadonlyMap<number, Member>;
-  readonly standbys: ReadonlyMap<number, readonly Member[]>;
-}
-
 export interface ReplicationOptions {
   readonly partitions: number;
   readonly instanceId: string;
@@ -47,7 +41,8 @@ export interface ReplicationOptions {
  * from the same settled group, so no extra round trip is needed.
  */
 export class ReplicationMembership implements MembershipPolicy {
-  private view: GroupView = { active: new Map(), standbys: new Map() };
+  /** The active owner of every partition, as of the last settled group. */
+  private owners: ReadonlyMap<number, Member> = new Map();
 
   constructor(private readonly options: ReplicationOptions) {}
 
@@ -86,12 +81,7 @@ export class ReplicationMembership implements MembershipPolicy {
       if (member.memberId === self) activeHere = new Set(member.partitions);
     }
     const placed = placeStandbys(this.options.partitions, reports, active, this.options.replicas);
-    const standbys = new Map<number, Member[]>();
-    for (const [instanceId, partitions] of placed) {
-      const url = reports.find((r) => r.instanceId === instanceId)?.url;
-      for (const p of partitions) standbys.set(p, [...(standbys.get(p) ?? []), { instanceId, url }]);
-    }
-    this.view = { active: activeByPartition, standbys };
+    this.owners = activeByPartition;
     this.options.onStandbys(placed.get(this.options.instanceId) ?? [], activeHere);
   }
 
@@ -99,14 +89,9 @@ export class ReplicationMembership implements MembershipPolicy {
     this.options.onRebalance?.();
   }
 
-  /** The latest settled view: active owner and standbys of every partition. */
-  groupView(): GroupView {
-    return this.view;
-  }
-
   /** Base URL of the other instance that owns `partition` now, if known. */
   ownerUrl(partition: number): string | undefined {
-    const owner = this.view.active.get(partition);
+    const owner = this.owners.get(partition);
     return owner && owner.instanceId !== this.options.instanceId ? owner.url : undefined;
   }
 }
