@@ -29,6 +29,9 @@ export const METRIC = {
   snapshotAge: 'farad_snapshot_age_seconds',
   partitionFailures: 'farad_partition_failures_total',
   logBytes: 'farad_log_bytes',
+  timersPending: 'farad_timers_pending',
+  timersFired: 'farad_timers_fired_total',
+  timerLag: 'farad_timer_lag_seconds',
 } as const;
 
 /** farad's Prometheus metrics, in a registry of their own (never the global one). */
@@ -54,6 +57,8 @@ export class FaradMetrics implements PartitionObserver, SnapshotObserver {
   readonly snapshotDuration: Histogram;
   readonly snapshotBytes: Gauge<'partition'>;
   private readonly snapshotTakenAt = new Map<number, number>();
+  private readonly timersFired: Counter<'timer' | 'partition'>;
+  private readonly timerLateness: Histogram<'timer'>;
   // Label lookups cost more than an observation; children are cached per event type.
   private readonly durationChildren = new Map<string, { observe(v: number): void }>();
 
@@ -61,6 +66,7 @@ export class FaradMetrics implements PartitionObserver, SnapshotObserver {
     stateKeys: () => Iterable<{ table: string; partition: number; keys: number; bytes: number }>,
     consumerLag: () => Iterable<{ partition: number; lag: number }> = () => [],
     logBytes: () => Iterable<{ topic: string; bytes: number }> = () => [],
+    timersPending: () => Iterable<{ partition: number; pending: number }> = () => [],
   ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
@@ -224,6 +230,29 @@ export class FaradMetrics implements PartitionObserver, SnapshotObserver {
       labelNames: ['event_type'],
       registers,
     });
+    new Gauge({
+      name: METRIC.timersPending,
+      help: 'Timers (and scheduled-procedure runs) waiting to fire, per active partition.',
+      labelNames: ['partition'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { partition, pending } of timersPending()) this.set({ partition: String(partition) }, pending);
+      },
+    });
+    this.timersFired = new Counter({
+      name: METRIC.timersFired,
+      help: 'Timers fired and committed, by timer (timer:<name> or schedule:<name>) and partition.',
+      labelNames: ['timer', 'partition'],
+      registers,
+    });
+    this.timerLateness = new Histogram({
+      name: METRIC.timerLag,
+      help: 'How long after its due time a timer fired (timer lag).',
+      labelNames: ['timer'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
     this.ingestRejected = new Counter({
       name: METRIC.ingestRejected,
       help: 'POST /events requests refused, by reason (bad_json, unknown_type, invalid, too_large, unauthorized).',
@@ -248,6 +277,11 @@ export class FaradMetrics implements PartitionObserver, SnapshotObserver {
       this.durationChildren.set(eventType, histogram);
     }
     histogram.observe(seconds);
+  }
+
+  timerFired(label: string, partition: number, lateSeconds: number): void {
+    this.timersFired.inc({ timer: label, partition: String(partition) });
+    this.timerLateness.observe({ timer: label }, lateSeconds);
   }
 
   deadLettered(reason: DeadLetterReason): void {

@@ -364,12 +364,10 @@ export class PartitionOwner {
     let attempt = 0;
     while (lease.active && !this.ctx.isStopping()) {
       try {
-        const records = await this.batch(lease, processor, copy);
+        const batch = await this.batch(lease, processor, copy);
         attempt = 0;
-        if (records > 0) {
-          schedule.changed();
-          this.ctx.onCommitted?.(this.partition, records);
-        }
+        if (batch.committed) schedule.changed();
+        if (batch.inputs > 0) this.ctx.onCommitted?.(this.partition, batch.inputs);
         if (schedule.due()) await schedule.take(copy.state, copy.offset);
       } catch (err) {
         if (err instanceof ProducerFencedError || !isRetriable(err) || !lease.active) throw err;
@@ -383,8 +381,11 @@ export class PartitionOwner {
     }
   }
 
-  /** Polls and applies records until the batch is full or due, then commits it; returns its input count. */
-  private async batch(lease: PartitionLease, processor: BatchProcessor, copy: Copy): Promise<number> {
+  /**
+   * Polls and applies records until the batch is full or due, fires the timers due by then, and
+   * commits it. An idle partition still wakes for its next timer.
+   */
+  private async batch(lease: PartitionLease, processor: BatchProcessor, copy: Copy): Promise<{ inputs: number; committed: boolean }> {
     const { commitIntervalMs, maxBatchRecords } = this.ctx.processing;
     let deadline = Infinity;
     let commitStarted = 0;
@@ -392,18 +393,18 @@ export class PartitionOwner {
     // unit of atomicity.
     try {
       while (processor.pending < maxBatchRecords && lease.active && !this.ctx.isStopping()) {
-        const waitMs = processor.pending === 0 ? commitIntervalMs : Math.max(0, deadline - performance.now());
+        const waitMs = processor.pending === 0 ? this.idleWait(processor, commitIntervalMs) : Math.max(0, deadline - performance.now());
         const records = await lease.poll(maxBatchRecords - processor.pending, waitMs);
-        if (records.length === 0) {
-          if (processor.pending > 0) break;
-          return 0;
-        }
+        if (records.length === 0) break;
         if (processor.pending === 0) deadline = performance.now() + commitIntervalMs;
         if (this.ctx.codec.prepare) await this.ctx.codec.prepare(records.map((r) => r.value));
         processor.apply(records);
         if (performance.now() >= deadline) break;
       }
-      if (processor.pending === 0) return 0;
+      // Timers fire after the batch's input, at a time recorded with the batch.
+      const firedAt = Math.max(Date.now(), this.lastFiredAt);
+      if (processor.fireDue(firedAt, maxBatchRecords) > 0) this.lastFiredAt = firedAt;
+      if (!processor.hasWork) return { inputs: 0, committed: false };
       commitStarted = performance.now();
       const result = await lease.commit(processor.plan());
       if (result.changelogNext !== undefined) copy.offset = Math.max(copy.offset, result.changelogNext);
@@ -412,10 +413,20 @@ export class PartitionOwner {
       await lease.rewind();
       throw err;
     }
-    const inputCount = processor.pending;
+    const inputs = processor.pending;
     processor.committed();
-    this.ctx.observer?.batchCommitted(this.partition, inputCount, (performance.now() - commitStarted) / 1000);
-    return inputCount;
+    this.ctx.observer?.batchCommitted(this.partition, inputs, (performance.now() - commitStarted) / 1000);
+    return { inputs, committed: true };
+  }
+
+  /** Fire times only move forward on this owner, even if the wall clock steps back. */
+  private lastFiredAt = 0;
+
+  /** How long an empty batch waits for input: until the commit interval ends or the next timer is due. */
+  private idleWait(processor: BatchProcessor, commitIntervalMs: number): number {
+    const due = processor.nextDueAt();
+    if (due === undefined) return commitIntervalMs;
+    return Math.max(0, Math.min(commitIntervalMs, due - Date.now()));
   }
 }
 

@@ -105,6 +105,78 @@ export type GlobalTableMap = Record<string, GlobalTableDef>;
 export type Settings = Record<string, unknown>;
 export type OutputMap<E extends EventMap> = { [K in keyof E]?: string };
 
+/** Payload types of an app's timers, by timer name. */
+export type TimerMap = Record<string, unknown>;
+
+/** A timer that fired: what its handler receives. */
+export interface FiredTimer<P> {
+  /** The partition key it was set on. */
+  readonly key: string;
+  /** Tells apart several timers of one name on one key ('' unless set). */
+  readonly id: string;
+  /** When it was due (ms since epoch); `ctx.timestamp` is when it fired. */
+  readonly dueAt: number;
+  readonly payload: P;
+}
+
+/** Where and when a timer fires, and what it carries. */
+export interface TimerSetting<P> {
+  /** Due time, ms since the epoch. A time in the past fires at the end of the current batch. */
+  at: number;
+  /** Required when the timer declares a payload schema; validated against it. */
+  payload?: P;
+  /** Several timers of one name on one key need distinct ids; the same id replaces. */
+  id?: string;
+}
+
+/** A pending timer as `ctx.timers.get` shows it. */
+export interface PendingTimer<P> {
+  readonly at: number;
+  readonly payload: P;
+}
+
+/**
+ * Durable timers of the handler's partition (`ctx.timers`). Timers are state: set, replaced and
+ * cancelled inside the handler's transaction, replicated, snapshotted, and fired exactly once.
+ */
+export interface Timers<Tm extends TimerMap> {
+  /** Sets (or replaces) the timer `name` on `key`, a partition key of this partition. */
+  set<N extends keyof Tm & string>(name: N, key: string, setting: TimerSetting<Tm[N]>): void;
+  /** Cancels a pending timer; false when there was none. */
+  cancel<N extends keyof Tm & string>(name: N, key: string, options?: { id?: string }): boolean;
+  get<N extends keyof Tm & string>(name: N, key: string, options?: { id?: string }): PendingTimer<Tm[N]> | undefined;
+}
+
+/**
+ * A timer kind: what runs when a timer of this name fires. The handler runs as a transaction like
+ * a procedure's; `ctx.timestamp` is the fire time, recorded with the batch that fired it.
+ */
+export interface TimerDef<P, Ctx> {
+  /** Avro schema of the payload (omit for timers that carry nothing). */
+  payload?: Typed<P>;
+  handle(ctx: Ctx, timer: FiredTimer<P>): void;
+  /** Event names this timer may emit; checked against the app's outputs at start. */
+  emits?: readonly string[];
+}
+
+/**
+ * A scheduled procedure (VoltDB's `CREATE TASK`): runs every interval or on a cron expression,
+ * on every partition (`runOn: 'partitions'`, the default) or once for the app (`'app'`, on
+ * partition 0). Missed runs are not made up: after downtime it runs once, then keeps the rhythm.
+ */
+export interface ScheduleDef<Ctx> {
+  /** Interval: milliseconds, or a duration like '30s', '5m', '1h'. */
+  every?: number | string;
+  /** Five- or six-field cron expression (seconds optional), evaluated in `timezone`. */
+  cron?: string;
+  /** IANA time zone of `cron` (default UTC). */
+  timezone?: string;
+  runOn?: 'partitions' | 'app';
+  /** Emitted events need an explicit `{ key }`: a schedule has no key of its own. */
+  handle(ctx: Ctx): void;
+  emits?: readonly string[];
+}
+
 export interface EmitOptions {
   /** Partition key of the emitted event; defaults to the handled event's partition key. */
   key?: string;
@@ -117,6 +189,7 @@ export interface ProcedureContext<
   G extends GlobalTableMap,
   S extends Settings,
   O extends OutputMap<E>,
+  Tm extends TimerMap = Record<never, never>,
 > {
   readonly tables: { readonly [N in keyof T]: Table<KeyOfTable<T[N]>, ValueOfTable<T[N]>> };
   readonly globals: { readonly [N in keyof G]: ReadonlyTable<KeyOfTable<G[N]>, ValueOfTable<G[N]>> };
@@ -125,8 +198,10 @@ export interface ProcedureContext<
   readonly eventType: string;
   readonly partition: number;
   readonly offset: number;
-  /** The record's timestamp (ms since epoch). Use this, never `Date.now()`. */
+  /** The record's timestamp (ms since epoch); in a timer or schedule, its recorded fire time. Use this, never `Date.now()`. */
   readonly timestamp: number;
+  /** Durable timers of this partition. */
+  readonly timers: Timers<Tm>;
   /** Deterministic randomness seeded from topic, partition and offset. Use this, never `Math.random()`. */
   random(): number;
   /** Emits a derived event to its output topic, atomically with the handler's state writes. */
@@ -169,6 +244,7 @@ export interface AppSpec<
   G extends GlobalTableMap,
   S extends Settings,
   O extends OutputMap<E>,
+  Tm extends TimerMap = Record<never, never>,
 > {
   /** Names the consumer group, transactional ids and internal topics (`<name>-changelog`, `<name>-dlq`). */
   name: string;
@@ -186,8 +262,12 @@ export interface AppSpec<
   /** Output topic per emitted event. */
   outputs?: O;
   procedures: {
-    [K in keyof E]?: ProcedureDef<ValueOf<E[K]>, ProcedureContext<E, T, G, S, O>>;
+    [K in keyof E]?: ProcedureDef<ValueOf<E[K]>, ProcedureContext<E, T, G, S, O, Tm>>;
   };
+  /** Timer kinds by name: what runs when a timer set with `ctx.timers.set(name, …)` fires. */
+  timers?: { [K in keyof Tm]: TimerDef<Tm[K], ProcedureContext<E, T, G, S, O, Tm>> };
+  /** Scheduled procedures by name. */
+  schedules?: Record<string, ScheduleDef<ProcedureContext<E, T, G, S, O, Tm>>>;
   /**
    * Named queries, run on every partition's committed state and merged:
    * `queries: (query) => ({ top: query({ partition: (ctx) => ..., merge: (parts) => ... }) })`.
@@ -203,7 +283,7 @@ export type AnyQueryDef<QCtx> = QueryDef<any, unknown, QCtx>;
 
 /** A defined app: the spec, erased to its runtime shape. */
 export interface App {
-  readonly spec: AppSpec<EventMap, TableMap, GlobalTableMap, Settings, OutputMap<EventMap>>;
+  readonly spec: AppSpec<EventMap, TableMap, GlobalTableMap, Settings, OutputMap<EventMap>, TimerMap>;
 }
 
 /** Defines a farad app. Handlers are typed from the declared events, tables and outputs. */
@@ -213,7 +293,8 @@ export function defineApp<
   G extends GlobalTableMap = Record<never, GlobalTableDef>,
   S extends Settings = Record<never, never>,
   O extends OutputMap<E> = Record<never, never>,
->(spec: AppSpec<E, T, G, S, O>): App {
+  Tm extends TimerMap = Record<never, never>,
+>(spec: AppSpec<E, T, G, S, O, Tm>): App {
   return { spec: spec as unknown as App['spec'] };
 }
 

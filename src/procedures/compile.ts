@@ -1,8 +1,10 @@
 import type avro from 'avsc';
 import { AppDefinitionError } from '../errors.js';
-import type { App, GlobalTableDef, ProcedureDef, QueryDef, TableDef, TableKeyType, TableMigration, TableScope } from './app.js';
+import type { App, GlobalTableDef, ProcedureDef, QueryDef, ScheduleDef, TableDef, TableKeyType, TableMigration, TableScope, TimerDef } from './app.js';
 import { isAsyncFunction, isGeneratorFunction } from './determinism.js';
+import { compileSchedule } from './schedules.js';
 import { parseType } from './schema.js';
+import { payloadFieldOf, SCHEDULE_KIND_PREFIX, timerTableSchema, TIMERS_TABLE, type CompiledTimer } from './timers.js';
 import { checkKey, deepFreeze, describeInvalid } from '../state/index.js';
 
 /** An event type after compilation: its alias in the app, its Avro full name and parsed type. */
@@ -38,6 +40,8 @@ export interface CompiledTable {
   /** Names this table had before (a rename). */
   readonly formerly: readonly string[];
   readonly migrate?: TableMigration<unknown> | undefined;
+  /** farad's own table (timers): not in handlers' `ctx.tables`. */
+  readonly system?: boolean;
 }
 
 export interface CompiledGlobalTable extends CompiledTable {
@@ -63,9 +67,13 @@ export interface CompiledApp {
   readonly changelogTopic: string;
   readonly deadLetterTopic: string;
   readonly queries: ReadonlyMap<string, CompiledQuery>;
+  /** Timer kinds and scheduled procedures (kind `@<name>`), by kind. */
+  readonly timers: ReadonlyMap<string, CompiledTimer>;
 }
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+/** Timer names become Avro field names (their payload's field in the timers table). */
+const TIMER_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
 
 function fail(message: string): never {
@@ -138,7 +146,12 @@ export function compileApp(app: App, settingsOverride: Record<string, unknown> =
   }
 
   const tables = new Map<string, CompiledTable>();
-  for (const [name, def] of Object.entries(spec.tables ?? {})) tables.set(name, compileTable(name, def, false));
+  for (const [name, def] of Object.entries(spec.tables ?? {})) {
+    if (name.startsWith('__')) fail(`table name "${name}": names starting with "__" are farad's own`);
+    tables.set(name, compileTable(name, def, false));
+  }
+  const timers = compileTimers(spec.timers ?? {}, spec.schedules ?? {}, outputs, spec.events);
+  if (timers.size > 0) tables.set(TIMERS_TABLE, timersTable(timers));
   const globalTables = new Map<string, CompiledGlobalTable>();
   for (const [name, def] of Object.entries(spec.globalTables ?? {})) {
     if (tables.has(name)) fail(`"${name}" is both a table and a global table`);
@@ -173,7 +186,81 @@ export function compileApp(app: App, settingsOverride: Record<string, unknown> =
     changelogTopic: `${spec.name}-changelog`,
     deadLetterTopic: `${spec.name}-dlq`,
     queries,
+    timers,
   };
+}
+
+function compileTimers(
+  defs: Record<string, TimerDef<unknown, unknown>>,
+  schedules: Record<string, ScheduleDef<unknown>>,
+  outputs: Record<string, string | undefined>,
+  events: Record<string, unknown>,
+): Map<string, CompiledTimer> {
+  const timers = new Map<string, CompiledTimer>();
+  const checkHandler = (where: string, handle: unknown, emits: readonly string[] | undefined): void => {
+    if (typeof handle !== 'function') fail(`${where} has no handle() function`);
+    if (isAsyncFunction(handle)) fail(`${where}: handle() is async; timer handlers must be synchronous so they run as one transaction`);
+    if (isGeneratorFunction(handle)) fail(`${where}: handle() is a generator function; write a plain synchronous function`);
+    for (const emitted of emits ?? []) {
+      if (!(emitted in events)) fail(`${where} emits "${emitted}", which is not in events`);
+      if (!outputs[emitted]) fail(`${where} emits "${emitted}", which has no output topic; add it to outputs`);
+    }
+  };
+  for (const [name, def] of Object.entries(defs)) {
+    if (!TIMER_NAME.test(name)) fail(`timer name ${JSON.stringify(name)} must match ${TIMER_NAME}`);
+    checkHandler(`timer "${name}"`, def.handle, def.emits);
+    let payloadType: avro.Type | undefined;
+    if (def.payload !== undefined) {
+      try {
+        payloadType = parseType(def.payload.schema);
+      } catch (err) {
+        fail(`timer "${name}": invalid Avro payload schema: ${(err as Error).message}`);
+      }
+      if (payloadType.typeName === 'union' || payloadType.typeName === 'null') fail(`timer "${name}": the payload schema must not be a union or null (omit it for no payload)`);
+    }
+    timers.set(name, {
+      kind: name,
+      label: `timer:${name}`,
+      payloadType,
+      payloadField: payloadType ? payloadFieldOf(name) : undefined,
+      run: (ctx, fired) => ctx.invoke(def as { handle(ctx: unknown, value: unknown): void }, fired),
+    });
+  }
+  for (const [name, def] of Object.entries(schedules)) {
+    if (!NAME.test(name)) fail(`schedule name ${JSON.stringify(name)} must match ${NAME}`);
+    checkHandler(`schedule "${name}"`, def.handle, def.emits);
+    const handle = def.handle as (ctx: unknown) => void;
+    timers.set(SCHEDULE_KIND_PREFIX + name, {
+      kind: SCHEDULE_KIND_PREFIX + name,
+      label: `schedule:${name}`,
+      payloadType: undefined,
+      payloadField: undefined,
+      run: (ctx) => ctx.invoke({ handle: (c: unknown) => handle(c) }, undefined),
+      schedule: compileSchedule(name, def),
+    });
+  }
+  return timers;
+}
+
+/** The system table that holds pending timers (one payload field per kind that has one). */
+function timersTable(timers: ReadonlyMap<string, CompiledTimer>): CompiledTable {
+  // A named payload type used by several kinds is defined once and referred to by name after.
+  const defined = new Set<string>();
+  const payloads = [...timers.values()]
+    .filter((t) => t.payloadType)
+    .map((t) => {
+      const name = t.payloadType!.name;
+      const schema = name && defined.has(name) ? name : t.payloadType!.schema();
+      if (name) defined.add(name);
+      return { kind: t.kind, schema };
+    });
+  let valueType: avro.Type;
+  try {
+    valueType = parseType(timerTableSchema(payloads));
+  } catch (err) {
+    fail(`timers: payload schemas do not fit together (two of them define one Avro name differently?): ${(err as Error).message}`);
+  }
+  return { name: TIMERS_TABLE, keyType: 'string', valueType, scope: 'local', global: false, formerly: [], system: true };
 }
 
 function compileSettings(

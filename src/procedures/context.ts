@@ -9,6 +9,7 @@ import {
 import type { ProcedureDef } from './app.js';
 import type { CompiledApp, CompiledEvent } from './compile.js';
 import { eventSeed, seededRandom } from './determinism.js';
+import { HandlerTimers, TimerIndex } from './timers.js';
 
 /** An event a handler emitted, before the transport encodes and routes it. */
 export interface Emitted {
@@ -28,6 +29,7 @@ export class HandlerContext {
   readonly globals: Record<string, GlobalTableView>;
   readonly settings: Readonly<Record<string, unknown>>;
   readonly partition: number;
+  readonly timers: HandlerTimers;
   eventType = '';
   offset = 0;
   timestamp = 0;
@@ -41,11 +43,14 @@ export class HandlerContext {
     private readonly app: CompiledApp,
     state: PartitionState,
     globals: Record<string, GlobalTableView>,
+    /** Pending timers by due time; updated as handlers set timers. */
+    timerIndex: TimerIndex = new TimerIndex(state),
   ) {
     this.partition = state.partition;
     this.settings = app.settings;
     const assertHandling = (operation: string): void => this.assertHandling(operation);
-    this.tables = Object.fromEntries([...app.tables.keys()].map((name) => [name, new HandlerTable(state, name, assertHandling)]));
+    this.timers = new HandlerTimers(app.timers, state, timerIndex, () => this.timestamp, assertHandling);
+    this.tables = Object.fromEntries(userTables(app).map((name) => [name, new HandlerTable(state, name, assertHandling)]));
     this.globals = globals;
   }
 
@@ -60,11 +65,20 @@ export class HandlerContext {
   }
 
   /**
+   * Points the context at a firing timer: `timestamp` is the fire time, `offset` is -1 (a timer
+   * has no input offset) and randomness is seeded from the timer's identity and due time.
+   */
+  moveToTimer(label: string, rowKey: string, dueAt: number, firedAt: number): void {
+    this.moveTo(label, `timer:${rowKey}`, -1, firedAt);
+    this.rng = seededRandom(eventSeed(`timer:${rowKey}`, this.partition, dueAt));
+  }
+
+  /**
    * Runs a procedure's handler on the current event. When it returns, the context closes: a
    * handler that kept `ctx` or a table for later (a Promise continuation, a timer) cannot write
    * or emit outside its transaction.
    */
-  invoke(procedure: Pick<ProcedureDef<unknown, unknown>, 'handle'>, event: unknown): unknown {
+  invoke(procedure: Pick<ProcedureDef<unknown, unknown>, 'handle'> | { handle(ctx: unknown, value: unknown): void }, event: unknown): unknown {
     this.handling = true;
     try {
       return procedure.handle(this, event);
@@ -107,7 +121,7 @@ export class HandlerContext {
 /** Read-only views of one partition's committed state for queries. */
 export function queryContext(app: CompiledApp, state: PartitionState, globals: Record<string, TableReader>) {
   return {
-    tables: Object.fromEntries([...app.tables.keys()].map((name) => [name, new CommittedTable(state, name)])),
+    tables: Object.fromEntries(userTables(app).map((name) => [name, new CommittedTable(state, name)])),
     globals,
     settings: app.settings,
     partition: state.partition,
@@ -117,4 +131,9 @@ export function queryContext(app: CompiledApp, state: PartitionState, globals: R
 /** The global tables of an app as read-only views, shared by every partition. */
 export function globalViews(app: CompiledApp): Record<string, GlobalTableView> {
   return Object.fromEntries([...app.globalTables].map(([name, table]) => [name, new GlobalTableView(table.rows)]));
+}
+
+/** The app's own tables (not farad's system tables). */
+function userTables(app: CompiledApp): string[] {
+  return [...app.tables.values()].filter((t) => !t.system).map((t) => t.name);
 }

@@ -11,7 +11,7 @@ import { Reads } from '../reads/index.js';
 import { createSnapshotStore, ReplicationMembership, Snapshots } from '../replication/index.js';
 import type { EventLog } from '../streams/index.js';
 import { Lifecycle } from './lifecycle.js';
-import { stateSizes } from './state-sizes.js';
+import { stateSizes, timersPending } from './state-sizes.js';
 import { loadTableSchemas } from './table-schemas.js';
 import { appTopics, createCodec, openTransport } from './transport.js';
 
@@ -62,6 +62,7 @@ export async function startService(app: App, config: Config, options: StartOptio
     () => stateSizes(live.host),
     () => live.log?.consumerLag() ?? [],
     () => live.log?.diskUsage?.() ?? [],
+    () => timersPending(live.host),
   );
   const life = new Lifecycle(logger);
 

@@ -1,3 +1,4 @@
+import { TIMERS_TABLE } from '../procedures/index.js';
 import type { PartitionHost } from '../partition/index.js';
 
 const SIZE_SAMPLE = 32;
@@ -18,5 +19,14 @@ export function* stateSizes(host: PartitionHost | undefined): Generator<{ table:
       }
       yield { table, partition: owner.partition, keys: store.size, bytes: sampled === 0 ? 0 : Math.round((sampleBytes / sampled) * store.size) };
     }
+  }
+}
+
+/** Pending timers per partition active here (standby copies hold the same rows; not counted twice). */
+export function* timersPending(host: PartitionHost | undefined): Generator<{ partition: number; pending: number }> {
+  for (const owner of host?.all() ?? []) {
+    const state = owner.state();
+    if (owner.role !== 'active' || !state) continue;
+    for (const table of state.tableNames()) if (table === TIMERS_TABLE) yield { partition: owner.partition, pending: state.store(table).size };
   }
 }

@@ -6,9 +6,21 @@ import {
   SchemaValidationError,
   UnknownSchemaError,
 } from '../errors.js';
-import { HandlerContext, isThenable, type CompiledApp, type Emitted } from '../procedures/index.js';
+import {
+  HandlerContext,
+  hasTimers,
+  isThenable,
+  SCHEDULE_KIND_PREFIX,
+  timerRowKey,
+  TimerIndex,
+  TIMERS_TABLE,
+  type CompiledApp,
+  type CompiledTimer,
+  type Emitted,
+  type TimerRow,
+} from '../procedures/index.js';
 import { describeInvalid, describeNonUnicode, partitionForKey, type GlobalTableView, type PartitionState } from '../state/index.js';
-import type { EventCodec, RowCodec } from '../codec/index.js';
+import { toJson, type EventCodec, type RowCodec } from '../codec/index.js';
 import { DLQ_HEADERS, type CommitPlan, type DeadLetterReason, type LogRecord, type OutRecord } from './records.js';
 
 /** Hooks for metrics, so this pure module needs no metrics library. */
@@ -18,7 +30,12 @@ export interface ProcessorObserver {
   /** Time of one handler call. */
   handlerLatency(eventType: string, seconds: number): void;
   deadLettered(reason: DeadLetterReason, eventType: string, partition: number): void;
+  /** A committed batch fired a timer `lateSeconds` after its due time (`label`: timer:<name> or schedule:<name>). */
+  timerFired?(label: string, partition: number, lateSeconds: number): void;
 }
+
+/** Changelog header on a fired timer's tombstone: the fire time, ms since the epoch. */
+export const FIRED_AT_HEADER = 'farad.timer.fired-at';
 
 export interface ProcessorOptions {
   readonly app: CompiledApp;
@@ -40,6 +57,13 @@ const UNKNOWN_TYPE = '(unknown)';
  */
 export class BatchProcessor {
   private readonly ctx: HandlerContext;
+  private readonly timers: TimerIndex;
+  /** Scheduled procedures of this partition still to be checked against their timer rows. */
+  private schedulesChecked = false;
+  /** Timers the open batch fired: row key → fire time (for the changelog) and lateness. */
+  private readonly fired = new Map<string, { label: string; firedAt: number; late: number }>();
+  /** Timer work in the open batch (fired, scheduled): the batch commits even with no input. */
+  private timerWork = 0;
   private records: OutRecord[] = [];
   private readonly nextOffsets = new Map<string, number>();
   private inputCount = 0;
@@ -47,12 +71,44 @@ export class BatchProcessor {
   private readonly tally = new Map<string, { ok: number; failed: number }>();
 
   constructor(private readonly options: ProcessorOptions) {
-    this.ctx = new HandlerContext(options.app, options.state, options.globals);
+    this.timers = new TimerIndex(options.state);
+    this.ctx = new HandlerContext(options.app, options.state, options.globals, this.timers);
+    this.timers.rebuild();
   }
 
   /** Input records applied since the last commit or abort. */
   get pending(): number {
     return this.inputCount;
+  }
+
+  /** True when the open batch has anything to commit (input, fired or scheduled timers). */
+  get hasWork(): boolean {
+    return this.inputCount > 0 || this.timerWork > 0;
+  }
+
+  /** When the next timer is due (ms since the epoch), or undefined when none is pending. */
+  nextDueAt(): number | undefined {
+    if (!this.schedulesChecked && this.hasSchedules()) return 0;
+    return this.timers.next()?.row.dueAt;
+  }
+
+  /**
+   * Fires, in due order, up to `max` timers due at `firedAt` (the wall clock, recorded as each
+   * handler's `ctx.timestamp`), after the batch's input records. Each runs as its own
+   * transaction inside the batch; one that throws is dead-lettered and still counts as fired.
+   * Returns how many fired.
+   */
+  fireDue(firedAt: number, max: number): number {
+    if (!this.schedulesChecked) this.planSchedules(firedAt);
+    let count = 0;
+    while (count < max) {
+      const next = this.timers.next();
+      if (!next || next.row.dueAt > firedAt) break;
+      this.timers.pop();
+      this.fireOne(next.rowKey, next.row, firedAt);
+      count++;
+    }
+    return count;
   }
 
   /** Applies records to the open batch, in order. Never throws for bad input: it dead-letters. */
@@ -63,13 +119,14 @@ export class BatchProcessor {
   /** What the open batch must commit atomically. */
   plan(): CommitPlan {
     const { app, state } = this.options;
-    const changelog: OutRecord[] = this.options.rows.encodeChanges(state.changes()).map(({ key, value }) => ({
-      topic: app.changelogTopic,
-      partition: state.partition,
-      timestamp: this.lastTimestamp,
-      key,
-      value,
-    }));
+    const changes = state.changes();
+    const changelog: OutRecord[] = this.options.rows.encodeChanges(changes).map(({ key, value }, i) => {
+      const change = changes[i]!;
+      const fired = change.table === TIMERS_TABLE && value === null ? this.fired.get(change.key as string) : undefined;
+      if (!fired) return { topic: app.changelogTopic, partition: state.partition, timestamp: this.lastTimestamp, key, value };
+      // The fire time is part of the log: standbys, restores and readers of the changelog see it.
+      return { topic: app.changelogTopic, partition: state.partition, timestamp: fired.firedAt, key, value, headers: { [FIRED_AT_HEADER]: String(fired.firedAt) } };
+    });
     return {
       partition: state.partition,
       records: changelog.length === 0 ? this.records : [...this.records, ...changelog],
@@ -83,16 +140,22 @@ export class BatchProcessor {
     this.options.state.markCommitted();
     const { observer, state } = this.options;
     if (observer) for (const [type, { ok, failed }] of this.tally) observer.eventsHandled(type, state.partition, ok, failed);
+    if (observer?.timerFired) for (const { label, late } of this.fired.values()) observer.timerFired(label, state.partition, late / 1000);
     this.reset();
   }
 
   /** The batch could not be committed: undo all of its effects. */
   abort(): void {
     this.options.state.rollbackBatch();
+    // Fired timers are pending again, and scheduled rows written by the batch are gone.
+    this.timers.rebuild();
+    this.schedulesChecked = false;
     this.reset();
   }
 
   private reset(): void {
+    this.fired.clear();
+    this.timerWork = 0;
     this.tally.clear();
     this.records = [];
     this.nextOffsets.clear();
@@ -138,7 +201,10 @@ export class BatchProcessor {
         );
       }
       const emitted = ctx.takeEmitted();
-      if (emitted.length > 0) produced = this.encodeEmitted(emitted, procedure.partitionKey, decoded.value, record);
+      if (emitted.length > 0) {
+        let inputKey: string | undefined;
+        produced = this.encodeEmitted(emitted, () => (inputKey ??= String(procedure.partitionKey(decoded.value))), record);
+      }
     } catch (err) {
       state.rollbackTo(savepoint);
       observer?.handlerLatency(decoded.name, (performance.now() - started) / 1000);
@@ -159,12 +225,10 @@ export class BatchProcessor {
 
   private encodeEmitted(
     emitted: readonly Emitted[],
-    partitionKey: (event: unknown) => string | number,
-    input: unknown,
-    record: LogRecord,
+    defaultKey: () => string,
+    record: { readonly partition: number; readonly offset: number; readonly timestamp: number },
   ): OutRecord[] {
     const { catalog, partitionsOf } = this.options;
-    let inputKey: string | undefined;
     const out: OutRecord[] = [];
     for (const { event, value, key } of emitted) {
       let bytes: Buffer;
@@ -182,7 +246,7 @@ export class BatchProcessor {
           field: invalid?.field,
         });
       }
-      const routingKey = key ?? (inputKey ??= String(partitionKey(input)));
+      const routingKey = key ?? defaultKey();
       const topic = event.outputTopic!;
       out.push({
         topic,
@@ -193,6 +257,115 @@ export class BatchProcessor {
       });
     }
     return out;
+  }
+
+  private hasSchedules(): boolean {
+    for (const timer of this.options.app.timers.values()) if (timer.schedule) return true;
+    return false;
+  }
+
+  /**
+   * Gives every scheduled procedure of this partition a timer row for its next run, re-plans
+   * one whose rhythm changed and drops rows of schedules the app no longer has. Runs once per
+   * activation, inside the first batch.
+   */
+  private planSchedules(now: number): void {
+    this.schedulesChecked = true;
+    const { app, state } = this.options;
+    if (!hasTimers(state)) return;
+    const store = state.store(TIMERS_TABLE);
+    const wanted = new Set<string>();
+    for (const timer of app.timers.values()) {
+      const schedule = timer.schedule;
+      if (!schedule || (schedule.runOn === 'app' && state.partition !== 0)) continue;
+      const rowKey = timerRowKey(timer.kind, '', '');
+      wanted.add(rowKey);
+      const row = store.get(rowKey) as TimerRow | undefined;
+      if (row?.schedule === schedule.spec) continue;
+      this.writeScheduleRow(timer, rowKey, schedule.next(now), now);
+    }
+    for (const [rowKey, row] of store.entries()) {
+      if ((row as TimerRow).kind.startsWith(SCHEDULE_KIND_PREFIX) && !wanted.has(rowKey as string)) {
+        state.write(TIMERS_TABLE, rowKey, undefined);
+        this.timerWork++;
+      }
+    }
+  }
+
+  private writeScheduleRow(timer: CompiledTimer, rowKey: string, dueAt: number, now: number): void {
+    const row: Record<string, unknown> = { kind: timer.kind, key: '', id: '', dueAt, setAt: now, schedule: timer.schedule!.spec };
+    for (const kind of this.options.app.timers.values()) if (kind.payloadField) row[kind.payloadField] = null;
+    this.options.state.write(TIMERS_TABLE, rowKey, Object.freeze(row));
+    this.timers.push(dueAt, rowKey);
+    this.timerWork++;
+  }
+
+  private fireOne(rowKey: string, row: TimerRow, firedAt: number): void {
+    const { app, state, observer } = this.options;
+    const timer = app.timers.get(row.kind);
+    const label = timer?.label ?? (row.kind.startsWith(SCHEDULE_KIND_PREFIX) ? `schedule:${row.kind.slice(1)}` : `timer:${row.kind}`);
+    this.timerWork++;
+    this.fired.set(rowKey, { label, firedAt, late: Math.max(0, firedAt - row.dueAt) });
+    state.write(TIMERS_TABLE, rowKey, undefined);
+    if (!timer) {
+      this.deadLetterTimer(row, 'no_procedure', `no timer or schedule named "${row.kind}" in the app (it was removed while timers were pending)`, label, firedAt);
+      return;
+    }
+    const savepoint = state.savepoint();
+    const ctx = this.ctx;
+    ctx.moveToTimer(label, rowKey, row.dueAt, firedAt);
+    state.position.eventType = label;
+    state.position.offset = undefined;
+    const started = performance.now();
+    let produced: OutRecord[] | undefined;
+    let failed = false;
+    try {
+      const payload = timer.payloadField ? row[timer.payloadField] : null;
+      const result = timer.run(ctx, { key: row.key, id: row.id, dueAt: row.dueAt, payload });
+      if (isThenable(result)) {
+        void Promise.resolve(result).catch(() => undefined);
+        throw new HandlerContractError(`handler of ${label} returned a Promise; handlers must be synchronous`, { eventType: label, partition: state.partition });
+      }
+      const emitted = ctx.takeEmitted();
+      if (emitted.length > 0) {
+        const defaultKey = (): string => {
+          if (timer.schedule) throw new HandlerContractError(`${label}: a scheduled procedure has no key of its own; emit with { key }`, { eventType: label, partition: state.partition });
+          return row.key;
+        };
+        produced = this.encodeEmitted(emitted, defaultKey, { partition: state.partition, offset: -1, timestamp: firedAt });
+      }
+    } catch (err) {
+      state.rollbackTo(savepoint);
+      failed = true;
+      this.deadLetterTimer(row, 'handler_error', err, label, firedAt);
+    }
+    observer?.handlerLatency(label, (performance.now() - started) / 1000);
+    if (produced) for (const out of produced) this.records.push(out);
+    if (failed) this.count(label).failed++;
+    else this.count(label).ok++;
+    // A scheduled procedure plans its next run whatever this one did (missed runs are skipped).
+    if (timer.schedule) this.writeScheduleRow(timer, rowKey, timer.schedule.next(Math.max(firedAt, row.dueAt)), firedAt);
+  }
+
+  /** A timer whose handler failed (or that nothing handles) goes to the dead-letter topic as JSON. */
+  private deadLetterTimer(row: TimerRow, reason: DeadLetterReason, error: unknown, label: string, firedAt: number): void {
+    const { app, state, observer } = this.options;
+    const json = toJson(app.tables.get(TIMERS_TABLE)!.valueType, row);
+    this.records.push({
+      topic: app.deadLetterTopic,
+      partition: state.partition,
+      timestamp: firedAt,
+      key: Buffer.from(row.key),
+      value: Buffer.from(JSON.stringify(json)),
+      headers: {
+        [DLQ_HEADERS.reason]: reason,
+        [DLQ_HEADERS.error]: typeof error === 'string' ? error : describeError(error),
+        [DLQ_HEADERS.eventType]: label,
+        [DLQ_HEADERS.timerDueAt]: String(row.dueAt),
+        [DLQ_HEADERS.timerFiredAt]: String(firedAt),
+      },
+    });
+    observer?.deadLettered(reason, label, state.partition);
   }
 
   private deadLetter(record: LogRecord, reason: DeadLetterReason, error: unknown, eventType: string | undefined): void {

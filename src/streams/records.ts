@@ -48,6 +48,9 @@ export const DLQ_HEADERS = {
   sourceTopic: 'farad.dlq.source.topic',
   sourcePartition: 'farad.dlq.source.partition',
   sourceOffset: 'farad.dlq.source.offset',
+  /** On a dead-lettered timer (its value is the timer as JSON): when it was due and when it fired. */
+  timerDueAt: 'farad.dlq.timer.due-at',
+  timerFiredAt: 'farad.dlq.timer.fired-at',
 } as const;
 
 /** Why a record was dead-lettered (the `reason` label of `farad_dead_letters_total`). */
