@@ -172,9 +172,18 @@ export interface ScheduleDef<Ctx> {
   /** IANA time zone of `cron` (default UTC). */
   timezone?: string;
   runOn?: 'partitions' | 'app';
-  /** Emitted events need an explicit `{ key }`: a schedule has no key of its own. */
-  handle(ctx: Ctx): void;
+  /**
+   * `ctx.timestamp` is when this run fired; `run.scheduledFor` the slot it runs for. Emitted events
+   * need an explicit `{ key }`: a schedule has no key of its own.
+   */
+  handle(ctx: Ctx, run: ScheduledRun): void;
   emits?: readonly string[];
+}
+
+/** The run of a scheduled procedure. */
+export interface ScheduledRun {
+  /** The slot this run is for (ms since epoch): a multiple of `every`, or the cron time. */
+  readonly scheduledFor: number;
 }
 
 export interface EmitOptions {

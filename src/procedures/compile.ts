@@ -229,13 +229,13 @@ function compileTimers(
   for (const [name, def] of Object.entries(schedules)) {
     if (!NAME.test(name)) fail(`schedule name ${JSON.stringify(name)} must match ${NAME}`);
     checkHandler(`schedule "${name}"`, def.handle, def.emits);
-    const handle = def.handle as (ctx: unknown) => void;
+    const handle = def.handle as (ctx: unknown, run: { scheduledFor: number }) => void;
     timers.set(SCHEDULE_KIND_PREFIX + name, {
       kind: SCHEDULE_KIND_PREFIX + name,
       label: `schedule:${name}`,
       payloadType: undefined,
       payloadField: undefined,
-      run: (ctx) => ctx.invoke({ handle: (c: unknown) => handle(c) }, undefined),
+      run: (ctx, fired) => ctx.invoke({ handle: (c: unknown) => handle(c, { scheduledFor: fired.dueAt }) }, undefined),
       schedule: compileSchedule(name, def),
     });
   }

@@ -5,3 +5,4 @@ export { HandlerContext, queryContext, globalViews, type Emitted } from './conte
 export { isThenable, isAsyncFunction, seededRandom, eventSeed } from './determinism.js';
 export { TIMERS_TABLE, SCHEDULE_KIND_PREFIX, TimerIndex, hasTimers, timerRowKey, type CompiledTimer, type CompiledSchedule, type TimerRow } from './timers.js';
 export { parseInterval } from './schedules.js';
+export { windowed, type Window, type WindowSpec, type WindowResult, type WindowAdd, type WindowRow, type WindowCloseContext } from './windows.js';

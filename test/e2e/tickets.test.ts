@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import tickets from '../../examples/tickets/index.js';
-import { catalogOf, decodeAll, http, postJson, readTopic, startTestService, tempDir, waitFor } from './helpers.js';
+import { catalogOf, decodeAll, http, metricValue, postJson, readTopic, startTestService, tempDir, waitFor } from './helpers.js';
 
 const catalog = catalogOf(tickets);
 
@@ -44,5 +44,7 @@ test('holds expire by wall clock, confirmations sell, each hold ends exactly onc
   assert.deepEqual(seat1.body.value, { state: 'SOLD', holdId: 'h1' });
   assert.ok(Date.now() - started < 10_000);
   const metrics = await (await fetch(`${base}/metrics`)).text();
-  console.log(metrics.split('\n').filter((l) => l.includes('timer')).join('\n'));
+  assert.equal(metricValue(metrics, 'farad_timers_fired_total', { timer: 'timer:holdExpiry' }), 10);
+  assert.equal(metricValue(metrics, 'farad_timers_pending'), 0);
+  assert.equal(metricValue(metrics, 'farad_timer_lag_seconds_count', { timer: 'timer:holdExpiry' }), 10);
 });
