@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import tickets from '../../examples/tickets/index.js';
-import { catalogOf, decodeAll, http, metricValue, postJson, readTopic, startTestService, tempDir, waitFor } from './helpers.js';
+import { EmbeddedLog } from '../../src/index.js';
+import { catalogOf, decodeAll, freePort, http, metricValue, postJson, readTopic, spawnCli, startTestService, tempDir, waitFor, withLog } from './helpers.js';
 
 const catalog = catalogOf(tickets);
 
@@ -47,4 +48,50 @@ test('holds expire by wall clock, confirmations sell, each hold ends exactly onc
   assert.equal(metricValue(metrics, 'farad_timers_fired_total', { timer: 'timer:holdExpiry' }), 10);
   assert.equal(metricValue(metrics, 'farad_timers_pending'), 0);
   assert.equal(metricValue(metrics, 'farad_timer_lag_seconds_count', { timer: 'timer:holdExpiry' }), 10);
+});
+
+test('kill -9 with holds pending and mid-expiry: after restart every hold ends exactly once, never before its due time', { timeout: 90_000 }, async (t) => {
+  const dir = tempDir(t);
+  const start = async () => {
+    const port = await freePort();
+    const child = spawnCli(t, ['run', '--app', 'examples/tickets'], { FARAD_DATA_DIR: dir, FARAD_HTTP_PORT: String(port), FARAD_HTTP_HOST: '127.0.0.1', FARAD_LOG_LEVEL: 'warn' });
+    const base = `http://127.0.0.1:${port}`;
+    await waitFor('farad ready', async () => (await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200, { timeoutMs: 30_000 });
+    return { child, base };
+  };
+  const first = await start();
+  const holds = Array.from({ length: 200 }, (_, i) => ({ holdId: `k${i}`, seat: `K${i}`, ttlMs: 300 + (i % 20) * 100 }));
+  assert.equal((await postJson(`${first.base}/events/tickets.HoldSeat`, holds)).status, 202);
+  // Confirm every fourth hold at once: those sell, the rest expire.
+  const confirms = holds.filter((_, i) => i % 4 === 0).map(({ holdId, seat }) => ({ holdId, seat }));
+  assert.equal((await postJson(`${first.base}/events/tickets.ConfirmHold`, confirms)).status, 202);
+  // Kill while expiries are firing: some committed, some due, some not yet due.
+  await new Promise((resolve) => setTimeout(resolve, 900));
+  first.child.process.kill('SIGKILL');
+  await first.child.exited;
+
+  const second = await start();
+  await waitFor('every hold resolved', async () => {
+    const rows = await Promise.all(holds.map(async (h) => (await http<{ value: { state: string } }>(`${second.base}/tables/seats/${h.seat}`)).body.value?.state));
+    return rows.every((s) => s === 'FREE' || s === 'SOLD');
+  }, { timeoutMs: 30_000 });
+  second.child.process.kill('SIGTERM');
+  await second.child.exited;
+
+  await withLog(dir, tickets, (log: EmbeddedLog) => {
+    const out = events(log);
+    const held = new Map(out.filter((e) => e.type === 'tickets.SeatHeld').map((e) => [e['holdId'], Number(e['expiresAt'])]));
+    assert.equal(held.size, holds.length, 'each hold was held once');
+    const ends = new Map<unknown, string[]>();
+    for (const e of out) if (e.type === 'tickets.SeatSold' || e.type === 'tickets.HoldExpired') ends.set(e['holdId'], [...(ends.get(e['holdId']) ?? []), e.type]);
+    for (const [i, h] of holds.entries()) {
+      assert.deepEqual(ends.get(h.holdId), [i % 4 === 0 ? 'tickets.SeatSold' : 'tickets.HoldExpired'], `hold ${h.holdId}`);
+    }
+    // The expiry's record timestamp is its recorded fire time: never before the hold's expiresAt.
+    const records = readTopic(log, 'ticket-events', 8).flat();
+    const decoded = decodeAll(catalog, records);
+    decoded.forEach((e, i) => {
+      if (e.type === 'tickets.HoldExpired') assert.ok(records[i]!.timestamp >= held.get(e['holdId'])!, `${String(e['holdId'])} expired early`);
+    });
+  });
 });
