@@ -38,4 +38,4 @@ export { Ingest } from './ingest/index.js';
 export { loadConfig, type Config, type ConfigInput } from './config/index.js';
 export { createLogger, type Logger } from './log.js';
 export { METRIC } from './metrics/index.js';
-export { EmbeddedLog, DLQ_HEADERS, type EventLog, type LogRecord, type OutRecord } from './streams/index.js';
+export { EmbeddedLog, DLQ_HEADERS, FIRED_AT_HEADER, type EventLog, type LogRecord, type OutRecord } from './streams/index.js';
