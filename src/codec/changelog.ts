@@ -260,6 +260,13 @@ export class RowCodec {
         out.push(`app "${app}": table "${renamed}" was renamed to "${name}" by a newer version of the app; this version cannot run beside it or on its state. Deploy the version that declares "${name}"`);
         continue;
       }
+      if (this.tableFor(name) === undefined && !this.dropped.has(name) && name === '__timers') {
+        out.push(
+          `app "${app}": the state holds timers (table "__timers") but the app declares no timers or schedules now; ` +
+            "keep their declarations until pending timers have fired, or declare droppedTables: ['__timers'] to discard them",
+        );
+        continue;
+      }
       if (this.tableFor(name) === undefined && !this.dropped.has(name)) {
         out.push(
           `app "${app}": table "${name}" holds state (schema version ${this.book.versions(name).length} registered) but the app no longer declares it; ` +

@@ -11,7 +11,7 @@ import clock, { GRACE_MS, PARTITIONS, SCHEDULE_EVERY_MS, WINDOW_MS } from './fix
 import { compileApp } from '../../src/procedures/index.js';
 import { Ingest } from '../../src/ingest/index.js';
 import type { EmbeddedLog } from '../../src/index.js';
-import { catalogOf, decodeAll, readTopic, scanTableHttp, sleep, startTestService, tempDir, waitFor } from './helpers.js';
+import { catalogOf, decodeAll, postJson, readTopic, scanTableHttp, sleep, startTestService, tempDir, waitFor } from './helpers.js';
 
 const catalog = catalogOf(clock);
 const compiled = compileApp(clock);
@@ -149,4 +149,34 @@ test('pending timers and open windows survive a restart; the restored state equa
   const got = results(second.log);
   assert.equal(got.length, expected.size, 'each window closed exactly once');
   for (const r of got) assert.deepEqual({ count: r.count, sum: r.sum }, expected.get(`${r.window}/${r.sensor}/${r.start}`));
+});
+
+test('an app that drops its timers with some pending is refused at start until it says to discard them', async (t) => {
+  const { defineApp, record } = await import('../../src/index.js');
+  const ping = record<{ id: string }>({ type: 'record', name: 'Ping', namespace: 'alarm', fields: [{ name: 'id', type: 'string' }] });
+  const version = (timers: boolean, dropped: string[] = []) =>
+    defineApp({
+      name: 'alarm',
+      partitions: 2,
+      events: { Ping: ping },
+      inputs: [{ topic: 'pings', events: ['Ping'] }],
+      droppedTables: dropped,
+      ...(timers ? { timers: { ring: { handle() {} } } } : {}),
+      procedures: {
+        Ping: {
+          partitionKey: (p) => p.id,
+          handle(ctx, p) {
+            if (timers) (ctx.timers as unknown as { set(n: string, k: string, s: { at: number }): void }).set('ring', p.id, { at: ctx.timestamp + 3_600_000 });
+          },
+        },
+      },
+    });
+  const dir = tempDir(t);
+  const first = await startTestService(t, version(true), dir);
+  assert.equal((await postJson(`${first.base}/events/alarm.Ping`, { id: 'a' })).status, 202);
+  await waitFor('the timer is set', async () => (await scanTableHttp(first.base, '__timers')).length === 1);
+  await first.service.stop();
+  await assert.rejects(startTestService(t, version(false), dir), /declares no timers or schedules now; keep their declarations until pending timers have fired, or declare droppedTables: \['__timers'\]/);
+  const third = await startTestService(t, version(false, ['__timers']), dir);
+  assert.equal((await postJson(`${third.base}/events/alarm.Ping`, { id: 'b' })).status, 202);
 });
