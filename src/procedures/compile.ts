@@ -216,7 +216,7 @@ function compileTimers(
       } catch (err) {
         fail(`timer "${name}": invalid Avro payload schema: ${(err as Error).message}`);
       }
-      if (payloadType.typeName === 'union' || payloadType.typeName === 'null') fail(`timer "${name}": the payload schema must not be a union or null (omit it for no payload)`);
+      if (payloadType.typeName.startsWith('union') || payloadType.typeName === 'null') fail(`timer "${name}": the payload schema must not be a union or null (omit it for no payload)`);
     }
     timers.set(name, {
       kind: name,
@@ -244,21 +244,12 @@ function compileTimers(
 
 /** The system table that holds pending timers (one payload field per kind that has one). */
 function timersTable(timers: ReadonlyMap<string, CompiledTimer>): CompiledTable {
-  // A named payload type used by several kinds is defined once and referred to by name after.
-  const defined = new Set<string>();
-  const payloads = [...timers.values()]
-    .filter((t) => t.payloadType)
-    .map((t) => {
-      const name = t.payloadType!.name;
-      const schema = name && defined.has(name) ? name : t.payloadType!.schema();
-      if (name) defined.add(name);
-      return { kind: t.kind, schema };
-    });
+  const payloads = [...timers.values()].filter((t) => t.payloadType).map((t) => ({ kind: t.kind, schema: t.payloadType!.schema() }));
   let valueType: avro.Type;
   try {
     valueType = parseType(timerTableSchema(payloads));
   } catch (err) {
-    fail(`timers: payload schemas do not fit together (two of them define one Avro name differently?): ${(err as Error).message}`);
+    fail(`timers: the payload schemas do not fit in one table: ${(err as Error).message}`);
   }
   return { name: TIMERS_TABLE, keyType: 'string', valueType, scope: 'local', global: false, formerly: [], system: true };
 }

@@ -8,6 +8,7 @@ const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
 
 /** Milliseconds of an interval given as a number of ms or a string like '30s', '5m', '1h'. */
 export function parseInterval(every: number | string): number | undefined {
+  if (typeof every !== 'number' && typeof every !== 'string') return undefined;
   if (typeof every === 'number') return Number.isFinite(every) && every >= 1 ? Math.round(every) : undefined;
   const match = DURATION.exec(every.trim());
   if (!match) return undefined;
@@ -31,13 +32,17 @@ export function compileSchedule(name: string, def: ScheduleDef<unknown>): Compil
     return { name, runOn, spec: `every ${interval}ms`, next: (after) => (Math.floor(after / interval) + 1) * interval };
   }
   const timezone = def.timezone ?? 'UTC';
+  if (typeof def.cron !== 'string') throw new AppDefinitionError(`${where}: cron must be a string like '*/5 * * * *', got ${JSON.stringify(def.cron)}`);
   let cron: Cron;
+  let first: Date | null;
   try {
-    cron = new Cron(def.cron!, { timezone, paused: true });
+    cron = new Cron(def.cron, { timezone, paused: true });
+    // croner checks the time zone only when it computes a time.
+    first = cron.nextRun(new Date());
   } catch (err) {
-    throw new AppDefinitionError(`${where}: invalid cron expression ${JSON.stringify(def.cron)} (timezone ${timezone}): ${(err as Error).message}`);
+    throw new AppDefinitionError(`${where}: invalid cron expression ${JSON.stringify(def.cron)} or timezone ${JSON.stringify(timezone)}: ${(err as Error).message}`);
   }
-  if (!cron.nextRun(new Date())) throw new AppDefinitionError(`${where}: cron expression ${JSON.stringify(def.cron)} never runs`);
+  if (!first) throw new AppDefinitionError(`${where}: cron expression ${JSON.stringify(def.cron)} never runs`);
   return {
     name,
     runOn,

@@ -59,12 +59,17 @@ export function timerRowKey(kind: string, key: string, id: string): string {
   return JSON.stringify([kind, key, id]);
 }
 
-/** The value schema of the timers table for these kinds' payloads. */
+/**
+ * The value schema of the timers table for these kinds' payloads (as `Type.schema()` gives them:
+ * fully qualified names). A named type several payloads use is defined once, then referred to by
+ * name; two different definitions of one name are refused. The record has no namespace, so
+ * payload types without one keep theirs empty.
+ */
 export function timerTableSchema(payloads: ReadonlyArray<{ kind: string; schema: unknown }>): RecordSchema {
+  const defined = new Map<string, string>();
   return {
     type: 'record',
-    name: 'Timer',
-    namespace: 'farad',
+    name: 'FaradTimer',
     fields: [
       { name: 'kind', type: 'string' },
       { name: 'key', type: 'string' },
@@ -72,9 +77,31 @@ export function timerTableSchema(payloads: ReadonlyArray<{ kind: string; schema:
       { name: 'dueAt', type: 'long' },
       { name: 'setAt', type: 'long' },
       { name: 'schedule', type: ['null', 'string'], default: null },
-      ...payloads.map(({ kind, schema }) => ({ name: payloadFieldOf(kind), type: ['null', schema], default: null })),
+      ...payloads.map(({ kind, schema }) => ({ name: payloadFieldOf(kind), type: ['null', defineOnce(schema, defined, kind)], default: null })),
     ],
   } as RecordSchema;
+}
+
+const NAMED = new Set(['record', 'error', 'enum', 'fixed']);
+
+function defineOnce(schema: unknown, defined: Map<string, string>, kind: string): unknown {
+  if (Array.isArray(schema)) return schema.map((branch) => defineOnce(branch, defined, kind));
+  if (schema === null || typeof schema !== 'object') return schema;
+  const s = schema as Record<string, unknown>;
+  if (NAMED.has(s['type'] as string) && typeof s['name'] === 'string') {
+    const json = JSON.stringify(s);
+    const prior = defined.get(s['name']);
+    if (prior !== undefined) {
+      if (prior !== json) throw new TypeError(`timer "${kind}": its payload defines Avro type "${s['name']}" differently from another timer's payload`);
+      return s['name'];
+    }
+    defined.set(s['name'], json);
+    if (!Array.isArray(s['fields'])) return s;
+    return { ...s, fields: (s['fields'] as Array<Record<string, unknown>>).map((f) => ({ ...f, type: defineOnce(f['type'], defined, kind) })) };
+  }
+  if (s['type'] === 'array') return { ...s, items: defineOnce(s['items'], defined, kind) };
+  if (s['type'] === 'map') return { ...s, values: defineOnce(s['values'], defined, kind) };
+  return s;
 }
 
 interface Entry {

@@ -99,15 +99,28 @@ export class BatchProcessor {
    * Returns how many fired.
    */
   fireDue(firedAt: number, max: number): number {
+    const workBefore = this.timerWork;
     if (!this.schedulesChecked) this.planSchedules(firedAt);
     let count = 0;
+    // A timer its own handler set again for a time already due fires in the next batch, not in a
+    // loop in this one.
+    const firedNow = new Set<string>();
+    const deferred: TimerRow[] = [];
     while (count < max) {
       const next = this.timers.next();
       if (!next || next.row.dueAt > firedAt) break;
       this.timers.pop();
+      if (firedNow.has(next.rowKey)) {
+        deferred.push(next.row);
+        continue;
+      }
+      firedNow.add(next.rowKey);
       this.fireOne(next.rowKey, next.row, firedAt);
       count++;
     }
+    for (const row of deferred) this.timers.push(row.dueAt, timerRowKey(row.kind, row.key, row.id));
+    // The batch's changelog records carry the time of its last step.
+    if (this.timerWork > workBefore) this.lastTimestamp = Math.max(this.lastTimestamp, firedAt);
     return count;
   }
 
