@@ -393,7 +393,7 @@ export class PartitionOwner {
     // unit of atomicity.
     try {
       while (processor.pending < maxBatchRecords && lease.active && !this.ctx.isStopping()) {
-        const waitMs = processor.pending === 0 ? this.idleWait(processor, commitIntervalMs) : Math.max(0, deadline - performance.now());
+        const waitMs = processor.pending === 0 ? this.idleWait(processor, lease, commitIntervalMs) : Math.max(0, deadline - performance.now());
         const records = await lease.poll(maxBatchRecords - processor.pending, waitMs);
         if (records.length === 0) break;
         if (processor.pending === 0) deadline = performance.now() + commitIntervalMs;
@@ -403,7 +403,8 @@ export class PartitionOwner {
       }
       // Timers fire after the batch's input, at a time recorded with the batch.
       const firedAt = Math.max(Date.now(), this.lastFiredAt);
-      if (processor.fireDue(firedAt, maxBatchRecords) > 0) this.lastFiredAt = firedAt;
+      const dueBy = processor.fireHorizon(firedAt, lease.inputIdle());
+      if (processor.fireDue(firedAt, maxBatchRecords, dueBy) > 0) this.lastFiredAt = firedAt;
       if (!processor.hasWork) return { inputs: 0, committed: false };
       commitStarted = performance.now();
       const result = await lease.commit(processor.plan());
@@ -422,11 +423,16 @@ export class PartitionOwner {
   /** Fire times only move forward on this owner, even if the wall clock steps back. */
   private lastFiredAt = 0;
 
-  /** How long an empty batch waits for input: until the commit interval ends or the next timer is due. */
-  private idleWait(processor: BatchProcessor, commitIntervalMs: number): number {
+  /**
+   * How long an empty batch waits for input: until the commit interval ends or the next timer is
+   * due. A due timer waiting for input still being read waits for that input (it wakes the poll).
+   */
+  private idleWait(processor: BatchProcessor, lease: PartitionLease, commitIntervalMs: number): number {
     const due = processor.nextDueAt();
     if (due === undefined) return commitIntervalMs;
-    return Math.max(0, Math.min(commitIntervalMs, due - Date.now()));
+    const wait = due - Date.now();
+    if (wait <= 0 && !lease.inputIdle()) return Math.min(commitIntervalMs, 50);
+    return Math.max(0, Math.min(commitIntervalMs, wait));
   }
 }
 

@@ -68,6 +68,9 @@ export class BatchProcessor {
   private readonly nextOffsets = new Map<string, number>();
   private inputCount = 0;
   private lastTimestamp = 0;
+  /** Highest input record timestamp applied (committed, and in the open batch). */
+  private committedInputTime = 0;
+  private inputTime = 0;
   private readonly tally = new Map<string, { ok: number; failed: number }>();
 
   constructor(private readonly options: ProcessorOptions) {
@@ -93,12 +96,21 @@ export class BatchProcessor {
   }
 
   /**
-   * Fires, in due order, up to `max` timers due at `firedAt` (the wall clock, recorded as each
-   * handler's `ctx.timestamp`), after the batch's input records. Each runs as its own
-   * transaction inside the batch; one that throws is dead-lettered and still counts as fired.
-   * Returns how many fired.
+   * The latest due time timers may fire for now (ms since the epoch): the wall clock when the
+   * partition's input has been read to its end, else no later than the input read so far
+   * (a timer does not overtake input already in the log that was written before it came due).
    */
-  fireDue(firedAt: number, max: number): number {
+  fireHorizon(now: number, inputIdle: boolean): number {
+    return inputIdle ? now : Math.min(now, this.inputTime);
+  }
+
+  /**
+   * Fires, in due order, up to `max` timers due by `dueBy` at `firedAt` (the wall clock,
+   * recorded as each handler's `ctx.timestamp`), after the batch's input records. Each runs as
+   * its own transaction inside the batch; one that throws is dead-lettered and still counts as
+   * fired. Returns how many fired.
+   */
+  fireDue(firedAt: number, max: number, dueBy = firedAt): number {
     const workBefore = this.timerWork;
     if (!this.schedulesChecked) this.planSchedules(firedAt);
     let count = 0;
@@ -108,7 +120,7 @@ export class BatchProcessor {
     const deferred: TimerRow[] = [];
     while (count < max) {
       const next = this.timers.next();
-      if (!next || next.row.dueAt > firedAt) break;
+      if (!next || next.row.dueAt > dueBy) break;
       this.timers.pop();
       if (firedNow.has(next.rowKey)) {
         deferred.push(next.row);
@@ -151,6 +163,7 @@ export class BatchProcessor {
   /** The planned batch is durable. */
   committed(): void {
     this.options.state.markCommitted();
+    this.committedInputTime = this.inputTime;
     const { observer, state } = this.options;
     if (observer) for (const [type, { ok, failed }] of this.tally) observer.eventsHandled(type, state.partition, ok, failed);
     if (observer?.timerFired) for (const { label, late } of this.fired.values()) observer.timerFired(label, state.partition, late / 1000);
@@ -160,6 +173,7 @@ export class BatchProcessor {
   /** The batch could not be committed: undo all of its effects. */
   abort(): void {
     this.options.state.rollbackBatch();
+    this.inputTime = this.committedInputTime;
     // Fired timers are pending again, and scheduled rows written by the batch are gone.
     this.timers.rebuild();
     this.schedulesChecked = false;
@@ -180,6 +194,7 @@ export class BatchProcessor {
     this.nextOffsets.set(record.topic, record.offset + 1);
     this.inputCount++;
     this.lastTimestamp = record.timestamp;
+    if (record.timestamp > this.inputTime) this.inputTime = record.timestamp;
 
     let decoded;
     try {

@@ -44,6 +44,12 @@ export interface PartitionLease {
    * are ready; returns [] on timeout or when the lease ends.
    */
   poll(maxRecords: number, maxWaitMs: number): Promise<readonly LogRecord[]>;
+  /**
+   * True when, as far as the lease knows, no input is waiting to be read: nothing queued and
+   * every input topic read up to its end (or not heard of since resume for a moment). Timers
+   * that came due fire only after the input that was already there.
+   */
+  inputIdle(): boolean;
   /** Atomically writes the plan's records and moves its input offsets; throws on failure. */
   commit(plan: CommitPlan): Promise<CommitResult>;
   /** After a failed commit: the next poll starts again at the last committed offsets. */

@@ -361,6 +361,14 @@ class EmbeddedLease implements PartitionLease {
     return records;
   }
 
+  inputIdle(): boolean {
+    for (const topic of this.options.inputTopics) {
+      const cursor = this.cursors.get(topic);
+      if (cursor === undefined || cursor < this.log.partitionLog(topic, this.partition).end) return false;
+    }
+    return true;
+  }
+
   async commit(plan: CommitPlan): Promise<CommitResult> {
     if (!this.live) throw new LeaseRevokedError(`lease of partition ${this.partition} has ended`, { partition: this.partition });
     return this.log.commitPlan(plan);

@@ -186,6 +186,11 @@ export class KafkaLog implements EventLog {
         subscriber.error(new TransportError(`Kafka consumer stopped for good: ${describeError(event.payload.error)}`, {}, { cause: event.payload.error }));
       }
     });
+    // Batches of transaction markers alone never reach eachBatch; their end does (a partition whose
+    // input ends with a marker would otherwise never look read to its end).
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (payload.lastOffset !== null) this.owned.get(payload.partition)?.fetched(payload.topic, Number(payload.lastOffset) + 1, Number(payload.highWatermark));
+    });
     await consumer.connect();
     await consumer.subscribe({ topics: [...options.inputTopics], fromBeginning: true });
     await consumer.run({
@@ -286,6 +291,9 @@ function isTransient(err: unknown): boolean {
   return false;
 }
 
+/** How long after resuming a partition whose input was not fetched yet counts as idle anyway. */
+const IDLE_SETTLE_MS = 500;
+
 /** INVALID_PRODUCER_EPOCH (47) and PRODUCER_FENCED (90, which kafkajs 2.2 does not name). */
 const FENCED_CODES = new Set([47, 90]);
 
@@ -306,6 +314,9 @@ class KafkaLease implements PartitionLease {
   private uncommitted: LogRecord[] = [];
   /** Log end (high watermark) per input topic, as last seen by a fetch. */
   private readonly logEnd = new Map<string, number>();
+  /** Offset after the last record or marker fetched per input topic since input resumed. */
+  private readonly fetchedThrough = new Map<string, number>();
+  private resumedAt = 0;
   /** Committed (next) offset per input topic. */
   private readonly committedAt = new Map<string, number>();
   /** Next offset to accept per input topic; unset until input resumes after restore. */
@@ -384,6 +395,8 @@ class KafkaLease implements PartitionLease {
       this.committedAt.set(topic, offset);
       this.consumer.seek({ topic, partition: this.partition, offset: String(offset) });
     }
+    this.fetchedThrough.clear();
+    this.resumedAt = Date.now();
     this.resumed = true;
     this.paused = false;
     this.consumer.resume(this.options.inputTopics.map((topic) => ({ topic, partitions: [this.partition] })));
@@ -413,6 +426,28 @@ class KafkaLease implements PartitionLease {
     return lag;
   }
 
+  /** A fetch of `topic` ended at `through` (markers included) with the log ending at `highWatermark`. */
+  fetched(topic: string, through: number, highWatermark: number): void {
+    if (!this.resumed || through < (this.nextOffset.get(topic) ?? Infinity) - 1) return;
+    this.fetchedThrough.set(topic, Math.max(this.fetchedThrough.get(topic) ?? 0, through));
+    this.logEnd.set(topic, Math.max(this.logEnd.get(topic) ?? 0, highWatermark));
+  }
+
+  inputIdle(): boolean {
+    if (!this.resumed || this.queue.length > this.head) return false;
+    for (const topic of this.options.inputTopics) {
+      const end = this.logEnd.get(topic);
+      const through = Math.max(this.fetchedThrough.get(topic) ?? 0, this.nextOffset.get(topic) ?? 0);
+      // A partition with nothing to fetch gets no batch: after a moment, trust the last end seen.
+      if (end === undefined || (!this.fetchedThrough.has(topic) && through < end)) {
+        if (Date.now() - this.resumedAt < IDLE_SETTLE_MS) return false;
+        if (end === undefined) continue;
+      }
+      if (through < end) return false;
+    }
+    return true;
+  }
+
   accept(batch: Batch): void {
     this.logEnd.set(batch.topic, Number(batch.highWatermark));
     if (!this.live) return;
@@ -426,6 +461,7 @@ class KafkaLease implements PartitionLease {
       expected = offset + 1;
     }
     this.nextOffset.set(batch.topic, expected);
+    this.fetched(batch.topic, Number(batch.lastOffset()) + 1, Number(batch.highWatermark));
     if (this.queue.length - this.head >= this.options.maxQueuedRecords && !this.paused) {
       this.paused = true;
       this.consumer.pause(this.options.inputTopics.map((topic) => ({ topic, partitions: [this.partition] })));

@@ -356,6 +356,10 @@ export class MemoryLease implements PartitionLease {
     return out;
   }
 
+  inputIdle(): boolean {
+    return this.cursors !== undefined && this.available(1).length === 0;
+  }
+
   async commit(plan: CommitPlan): Promise<CommitResult> {
     this.trace.push('commit');
     const error = this.script.commitErrors.shift();
