@@ -246,6 +246,8 @@ export class PartitionHost implements PartitionDirectory, ServiceHealth {
           if (offset === undefined) continue;
           owner.resumeFollowing();
           offsets.set(partition, offset);
+          // Reported now too: a copy of an empty changelog partition never hears of a position.
+          this.options.observer?.standbyLag(partition, owner.standbyLag() ?? 0);
         }
         this.options.logger.debug({ standbys: [...offsets.keys()] }, 'following standby changelogs');
         await this.follower.follow(offsets, {
