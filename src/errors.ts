@@ -169,6 +169,16 @@ export class UnknownQueryError extends RequestError {
   readonly code = 'unknown_query';
 }
 
+/** `?consistent=true` for an app that has no multi-partition protocol to run it. */
+export class ConsistencyUnavailableError extends RequestError {
+  readonly code = 'consistency_unavailable';
+}
+
+/** A query's own code threw (on some partition, or in its merge); the message says where and why. */
+export class QueryFailedError extends RequestError {
+  readonly code = 'query_failed';
+}
+
 /** A key read found no committed row. */
 export class RowNotFoundError extends RequestError {
   readonly code = 'not_found';

@@ -194,6 +194,11 @@ export class RowCodec {
 
 
 
+  /** A row value encoded by `encodeValue` (of any registered schema), as `table`'s current schema reads it. */
+  decodeRow(table: string, value: Buffer): unknown {
+    return this.decodeValue(table, table, value);
+  }
+
   /** A row value of any registered schema, as the current schema of `table` reads it. */
   private decodeValue(filedUnder: string, table: string, value: Buffer): unknown {
     if (!isFramed(value)) return this.decoder(filedUnder, table, undefined)(value, 0);

@@ -10,6 +10,8 @@ export const STATUS: Readonly<Record<string, number>> = {
   // reads
   unknown_table: 404,
   unknown_query: 404,
+  query_failed: 500,
+  consistency_unavailable: 400,
   not_found: 404,
   bad_key: 400,
   bad_limit: 400,

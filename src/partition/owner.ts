@@ -6,6 +6,7 @@ import type { CompiledApp } from '../procedures/index.js';
 import type { Snapshots } from '../replication/index.js';
 import type { GlobalTableView, PartitionState, RowChange } from '../state/index.js';
 import { BatchProcessor, type LogRecord, type OutRecord, type PartitionLease, type ProcessorObserver } from '../streams/index.js';
+import { MultiPartitionProtocol } from '../transactions/index.js';
 import { ALLOWED_MOVES, isAllowedMove } from './lifecycle.js';
 import { emptyState, restorePartition, type PartitionCopy } from './restore.js';
 import { SnapshotSchedule } from './snapshot-schedule.js';
@@ -359,6 +360,7 @@ export class PartitionOwner {
       globals: this.ctx.globals,
       partitionsOf: this.ctx.partitionsOf,
       observer: this.ctx.observer,
+      protocol: (host) => new MultiPartitionProtocol(host),
     });
     const schedule = new SnapshotSchedule(this.ctx.snapshots, this.ctx.logger);
     let attempt = 0;
@@ -394,17 +396,23 @@ export class PartitionOwner {
     try {
       while (processor.pending < maxBatchRecords && lease.active && !this.ctx.isStopping()) {
         const waitMs = processor.pending === 0 ? this.idleWait(processor, lease, commitIntervalMs) : Math.max(0, deadline - performance.now());
-        const records = await lease.poll(maxBatchRecords - processor.pending, waitMs);
+        const records = await lease.poll(maxBatchRecords - processor.pending, waitMs, processor.pollTopics());
         if (records.length === 0) break;
         if (processor.pending === 0) deadline = performance.now() + commitIntervalMs;
         if (this.ctx.codec.prepare) await this.ctx.codec.prepare(records.map((r) => r.value));
-        processor.apply(records);
-        if (performance.now() >= deadline) break;
+        const applied = processor.apply(records);
+        // A multi-partition round now holds the partition: the rest waits for its decision.
+        if (applied < records.length) lease.unpoll(records.slice(applied));
+        // Protocol messages commit at once: other partitions wait for them.
+        if (processor.urgent || performance.now() >= deadline) break;
       }
-      // Timers fire after the batch's input, at a time recorded with the batch.
-      const firedAt = Math.max(Date.now(), this.lastFiredAt);
-      const dueBy = processor.fireHorizon(firedAt, lease.inputIdle());
-      if (processor.fireDue(firedAt, maxBatchRecords, dueBy) > 0) this.lastFiredAt = firedAt;
+      // Timers fire after the batch's input, at a time recorded with the batch; not while a
+      // multi-partition round holds the partition (it read rows a timer could change).
+      if (!processor.held) {
+        const firedAt = Math.max(Date.now(), this.lastFiredAt);
+        const dueBy = processor.fireHorizon(firedAt, lease.inputIdle());
+        if (processor.fireDue(firedAt, maxBatchRecords, dueBy) > 0) this.lastFiredAt = firedAt;
+      }
       if (!processor.hasWork) return { inputs: 0, committed: false };
       commitStarted = performance.now();
       const result = await lease.commit(processor.plan());
@@ -428,7 +436,7 @@ export class PartitionOwner {
    * due. A due timer waiting for input still being read waits for that input (it wakes the poll).
    */
   private idleWait(processor: BatchProcessor, lease: PartitionLease, commitIntervalMs: number): number {
-    const due = processor.nextDueAt();
+    const due = processor.held ? undefined : processor.nextDueAt();
     if (due === undefined) return commitIntervalMs;
     const wait = due - Date.now();
     if (wait <= 0 && !lease.inputIdle()) return Math.min(commitIntervalMs, 50);

@@ -232,9 +232,22 @@ export interface ProcedureDef<Ev, Ctx> {
   handle(ctx: Ctx, event: Ev): void;
   /** Event names this procedure may emit; checked against the app's outputs at start. */
   emits?: readonly string[];
+  /**
+   * Makes this a multi-partition transaction: its handler reads and writes the rows of every key
+   * `keys` names (on whatever partitions they live), or of every partition (`'all'`: every row is
+   * read, so keep it for small state or rare jobs), atomically and serializably. See the README's
+   * "Multi-partition transactions" for what it costs.
+   */
+  multiPartition?: { keys(event: Ev): ReadonlyArray<string | number> } | 'all';
 }
 
 export interface QueryDef<Partial, Result, QCtx> {
+  /**
+   * Runs as a read-only multi-partition transaction: every partition answers at one serializable
+   * cut (no multi-partition transaction half seen). Partial answers must be JSON. Any query can
+   * also be asked this way with `?consistent=true`.
+   */
+  consistent?: boolean;
   /** Runs on every partition's committed state. */
   partition(ctx: QCtx, params: Readonly<Record<string, string>>): Partial;
   /** Combines the partitions' answers into the response. */

@@ -3,7 +3,7 @@ import { AppDefinitionError } from '../errors.js';
 import type { App, GlobalTableDef, ProcedureDef, QueryDef, ScheduleDef, TableDef, TableKeyType, TableMigration, TableScope, TimerDef } from './app.js';
 import { isAsyncFunction, isGeneratorFunction } from './determinism.js';
 import { compileSchedule } from './schedules.js';
-import { parseType } from './schema.js';
+import { parseType, type RecordSchema } from './schema.js';
 import { payloadFieldOf, SCHEDULE_KIND_PREFIX, timerTableSchema, TIMERS_TABLE, type CompiledTimer } from './timers.js';
 import { checkKey, deepFreeze, describeInvalid } from '../state/index.js';
 
@@ -29,6 +29,8 @@ export interface CompiledProcedure {
   readonly partitionKey: (event: unknown) => string | number;
   /** Runs the handler with `ctx` open for writes and emits only until it returns. */
   readonly handle: (ctx: ProcedureInvoker, event: unknown) => unknown;
+  /** Set for multi-partition procedures: the keys they touch, or every partition. */
+  readonly multiPartition?: { readonly all: boolean; readonly keys?: (event: unknown) => ReadonlyArray<string | number> };
 }
 
 export interface CompiledTable {
@@ -69,6 +71,10 @@ export interface CompiledApp {
   readonly queries: ReadonlyMap<string, CompiledQuery>;
   /** Timer kinds and scheduled procedures (kind `@<name>`), by kind. */
   readonly timers: ReadonlyMap<string, CompiledTimer>;
+  /** True when the app has multi-partition procedures or consistent queries. */
+  readonly multiPartition: boolean;
+  /** The multi-partition protocol's topic (`<name>-mp`, `partitions` partitions), when it has them. */
+  readonly protocolTopic: string | undefined;
 }
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
@@ -167,6 +173,8 @@ export function compileApp(app: App, settingsOverride: Record<string, unknown> =
     queries.set(name, def as CompiledQuery);
   }
 
+  const multiPartition = [...events.values()].some((e) => e.procedure?.multiPartition) || [...queries.values()].some((q) => q.consistent === true);
+  if (multiPartition) tables.set(MP_TABLE, { name: MP_TABLE, keyType: 'string', valueType: parseType(MP_ROW_SCHEMA), scope: 'local', global: false, formerly: [], system: true });
   const inputTopics = [...new Set(spec.inputs.map((i) => i.topic))];
   const outputTopics = [...new Set(Object.values(outputs).filter((t): t is string => t !== undefined))];
   for (const topic of outputTopics) {
@@ -187,8 +195,14 @@ export function compileApp(app: App, settingsOverride: Record<string, unknown> =
     deadLetterTopic: `${spec.name}-dlq`,
     queries,
     timers,
+    multiPartition,
+    protocolTopic: multiPartition ? `${spec.name}-mp` : undefined,
   };
 }
+
+/** The system table of the multi-partition protocol's state on a partition (see transactions/protocol.ts). */
+export const MP_TABLE = '__mp';
+const MP_ROW_SCHEMA: RecordSchema = { type: 'record', name: 'FaradMultiPartition', fields: [{ name: 'json', type: 'string' }] };
 
 function compileTimers(
   defs: Record<string, TimerDef<unknown, unknown>>,
@@ -298,7 +312,14 @@ function compileProcedure(
     if (!(emitted in events)) fail(`procedure "${alias}" emits "${emitted}", which is not in events`);
     if (!outputs[emitted]) fail(`procedure "${alias}" emits "${emitted}", which has no output topic; add it to outputs`);
   }
-  return { eventAlias: alias, partitionKey: def.partitionKey, handle: (ctx, event) => ctx.invoke(def, event) };
+  const mp = def.multiPartition;
+  let multiPartition: CompiledProcedure['multiPartition'];
+  if (mp !== undefined) {
+    if (mp === 'all') multiPartition = { all: true };
+    else if (typeof mp === 'object' && mp !== null && typeof mp.keys === 'function') multiPartition = { all: false, keys: mp.keys as (event: unknown) => ReadonlyArray<string | number> };
+    else fail(`procedure "${alias}": multiPartition must be { keys: (event) => [...] } or 'all'`);
+  }
+  return { eventAlias: alias, partitionKey: def.partitionKey, handle: (ctx, event) => ctx.invoke(def, event), ...(multiPartition ? { multiPartition } : {}) };
 }
 
 function compileTable(name: string, def: TableDef, global: boolean): CompiledTable {

@@ -1,6 +1,6 @@
 export * from './app.js';
 export { record, schema, parseType, type AvroSchema, type RecordSchema, type Typed, type ValueOf } from './schema.js';
-export { compileApp, type CompiledApp, type CompiledEvent, type CompiledProcedure, type CompiledTable, type CompiledGlobalTable, type CompiledQuery } from './compile.js';
+export { compileApp, MP_TABLE, type CompiledApp, type CompiledEvent, type CompiledProcedure, type CompiledTable, type CompiledGlobalTable, type CompiledQuery } from './compile.js';
 export { HandlerContext, queryContext, globalViews, type Emitted } from './context.js';
 export { isThenable, isAsyncFunction, seededRandom, eventSeed } from './determinism.js';
 export { TIMERS_TABLE, SCHEDULE_KIND_PREFIX, TimerIndex, hasTimers, timerRowKey, type CompiledTimer, type CompiledSchedule, type TimerRow } from './timers.js';

@@ -1,5 +1,5 @@
 import { toJson } from '../codec/index.js';
-import { LocalTableReadError, PartitionUnavailableError, RowNotFoundError } from '../errors.js';
+import { ConsistencyUnavailableError, LocalTableReadError, PartitionUnavailableError, RowNotFoundError } from '../errors.js';
 import type { PartitionDirectory } from '../partition/index.js';
 import { globalViews, type CompiledApp, type CompiledQuery, type CompiledTable } from '../procedures/index.js';
 import { partitionForKey, type GlobalTableView, type Key } from '../state/index.js';
@@ -28,6 +28,8 @@ export interface ReadsOptions {
   readonly directory: PartitionDirectory;
   /** How to reach other instances (their bearer token, timeout). */
   readonly peers?: PeersOptions | undefined;
+  /** Runs consistent queries (apps with a multi-partition protocol). */
+  readonly consistent?: { ask(name: string, params: Readonly<Record<string, string>>): Promise<unknown> } | undefined;
 }
 
 /** An answer and whether any of it came from a standby copy. */
@@ -75,7 +77,10 @@ export class Reads {
     this.peers = new Peers(options.peers);
     this.globals = globalViews(options.app);
     this.queries = new QueryRunner(options.app, this.globals);
+    this.consistent = options.consistent;
   }
+
+  private readonly consistent: ReadsOptions['consistent'];
 
   /** One row by key (as text). Partition-local tables have no single row per key: read them by scan or query. */
   async get(tableName: string, keyText: string, mode: ReadMode = FRESH): Promise<RowRead> {
@@ -121,6 +126,15 @@ export class Reads {
   async query(name: string, params: Readonly<Record<string, string>> = {}, mode: ReadMode = FRESH): Promise<Answer<unknown>> {
     const query = this.queries.find(name);
     const own = queryParams(params);
+    if (query.consistent === true || params['consistent'] === 'true') {
+      if (!this.consistent) {
+        throw new ConsistencyUnavailableError(
+          `query "${name}" cannot run consistently: this app has no multi-partition procedures or consistent queries (declare the query with consistent: true)`,
+        );
+      }
+      // A read-only multi-partition transaction: one serializable cut of every partition.
+      return { body: await this.consistent.ask(name, own), stale: false };
+    }
     const { local, remote } = this.split(mode);
     const byPartition = new Map<number, unknown>();
     const mine = this.queryHere(query, own, local, mode);

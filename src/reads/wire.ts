@@ -85,7 +85,7 @@ export function rowPath(table: string, key: Key, mode: ReadMode): string {
 
 /** Query-string parameters meant for the query itself (farad's own are removed). */
 export function queryParams(query: Readonly<Record<string, string>>): Record<string, string> {
-  const { stale: _stale, partitions: _partitions, ...params } = query;
+  const { stale: _stale, partitions: _partitions, consistent: _consistent, ...params } = query;
   return params;
 }
 

@@ -10,6 +10,7 @@ import { compileApp, globalViews, type App, type CompiledApp } from '../procedur
 import { Reads } from '../reads/index.js';
 import { createSnapshotStore, ReplicationMembership, Snapshots } from '../replication/index.js';
 import type { EventLog } from '../streams/index.js';
+import { ConsistentQueries } from '../transactions/index.js';
 import { Lifecycle } from './lifecycle.js';
 import { stateSizes, timersPending } from './state-sizes.js';
 import { loadTableSchemas } from './table-schemas.js';
@@ -105,7 +106,12 @@ export async function startService(app: App, config: Config, options: StartOptio
     clustered: config.transport === 'kafka',
   });
   live.host = host;
-  const reads = new Reads({ app: compiled, directory: host, peers: { token: config.http.token } });
+  const consistent = await life.start(
+    'consistent queries',
+    () => (compiled.protocolTopic ? new ConsistentQueries(log, compiled.protocolTopic, logger) : undefined),
+    (c) => c?.close(),
+  );
+  const reads = new Reads({ app: compiled, directory: host, peers: { token: config.http.token }, consistent });
   const ingest = new Ingest(compiled, codec, log, metrics);
   const { http, address } = await life.start(
     'http',

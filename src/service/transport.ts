@@ -21,7 +21,7 @@ export async function openTransport(app: CompiledApp, config: Config, logger: Lo
       dataDir: config.embedded.dataDir,
       logger,
       group: app.name,
-      inputTopics: app.inputTopics,
+      inputTopics: consumedTopics(app),
       changelogTopic: app.changelogTopic,
       partitions: app.partitions,
       retention: config.embedded.retention,
@@ -32,7 +32,8 @@ export async function openTransport(app: CompiledApp, config: Config, logger: Lo
     logger,
     group: app.name,
     partitions: app.partitions,
-    inputTopics: app.inputTopics,
+    inputTopics: consumedTopics(app),
+    controlTopics: app.protocolTopic ? [app.protocolTopic] : [],
     changelogTopic: app.changelogTopic,
     sessionTimeoutMs: config.kafkaGroup.sessionTimeoutMs,
     heartbeatIntervalMs: config.kafkaGroup.heartbeatIntervalMs,
@@ -51,5 +52,11 @@ export function appTopics(app: CompiledApp): TopicSpec[] {
     { name: app.changelogTopic, partitions: app.partitions, compacted: true, exactPartitions: 'changelog' as const },
     { name: app.deadLetterTopic, partitions: app.partitions },
     schemaTopicOf(app),
+    ...(app.protocolTopic ? [{ name: app.protocolTopic, partitions: app.partitions, exactPartitions: 'input' as const }] : []),
   ];
+}
+
+/** Topics the app's partitions consume: its inputs, and the multi-partition protocol's topic. */
+function consumedTopics(app: CompiledApp): readonly string[] {
+  return app.protocolTopic ? [...app.inputTopics, app.protocolTopic] : app.inputTopics;
 }

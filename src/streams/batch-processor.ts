@@ -15,6 +15,7 @@ import {
   TimerIndex,
   TIMERS_TABLE,
   type CompiledApp,
+  type CompiledProcedure,
   type CompiledTimer,
   type Emitted,
   type TimerRow,
@@ -37,6 +38,39 @@ export interface ProcessorObserver {
 /** Changelog header on a fired timer's tombstone: the fire time, ms since the epoch. */
 export const FIRED_AT_HEADER = 'farad.timer.fired-at';
 
+/** What a multi-partition protocol needs of the batch it runs in (see transactions/protocol.ts). */
+export interface ProtocolHost {
+  readonly app: CompiledApp;
+  readonly state: PartitionState;
+  readonly rows: RowCodec;
+  readonly catalog: EventCodec;
+  readonly globals: Record<string, GlobalTableView>;
+  /** Adds a record to the open batch (committed with it, atomically). */
+  out(record: OutRecord): void;
+  /** Encodes what a handler emitted (throws when a value does not fit its schema). */
+  encodeEmitted(emitted: readonly Emitted[], defaultKey: () => string, where: { partition: number; offset: number; timestamp: number }): OutRecord[];
+  /** A forwarded record whose transaction failed goes to the dead-letter topic. */
+  deadLetter(record: LogRecord, eventType: string, error: unknown): void;
+  handled(eventType: string, ok: boolean): void;
+}
+
+/** A multi-partition protocol as the batch processor drives it. */
+export interface BatchProtocol {
+  /** Its topic: records of it go to `receive`. */
+  readonly topic: string;
+  /** True while an undecided round may write here: input waits. */
+  readonly held: boolean;
+  /** The open batch exchanged protocol messages (commit at once). */
+  urgent: boolean;
+  /** Re-reads its state from the partition (after an aborted batch). */
+  load(): void;
+  /** Writes its state into the open batch. */
+  flush(): void;
+  /** A multi-partition procedure's event read here. */
+  forward(record: LogRecord, eventType: string, procedure: CompiledProcedure, value: unknown): void;
+  receive(record: LogRecord): void;
+}
+
 export interface ProcessorOptions {
   readonly app: CompiledApp;
   readonly state: PartitionState;
@@ -47,6 +81,8 @@ export interface ProcessorOptions {
   /** Partition count of an output topic. */
   readonly partitionsOf: (topic: string) => number;
   readonly observer?: ProcessorObserver | undefined;
+  /** Makes the protocol of multi-partition transactions (apps that have them). */
+  readonly protocol?: ((host: ProtocolHost) => BatchProtocol) | undefined;
 }
 
 const UNKNOWN_TYPE = '(unknown)';
@@ -77,6 +113,41 @@ export class BatchProcessor {
     this.timers = new TimerIndex(options.state);
     this.ctx = new HandlerContext(options.app, options.state, options.globals, this.timers);
     this.timers.rebuild();
+    this.mp =
+      options.app.multiPartition && options.protocol
+        ? options.protocol({
+            app: options.app,
+            state: options.state,
+            rows: options.rows,
+            catalog: options.catalog,
+            globals: options.globals,
+            out: (record) => this.records.push(record),
+            encodeEmitted: (emitted, defaultKey, where) => this.encodeEmitted(emitted, defaultKey, where),
+            deadLetter: (record, eventType, error) => this.deadLetter(record, 'handler_error', error, eventType),
+            handled: (eventType, ok) => this.count(eventType)[ok ? 'ok' : 'failed']++,
+          })
+        : undefined;
+  }
+
+  /** Multi-partition transactions (apps that have them): the protocol's view of this partition. */
+  private readonly mp: BatchProtocol | undefined;
+
+  /**
+   * Topics the next poll may return: only the protocol's while this partition is held by an
+   * undecided multi-partition round (its other input waits), else every input topic.
+   */
+  pollTopics(): readonly string[] | undefined {
+    return this.mp?.held ? [this.mp.topic] : undefined;
+  }
+
+  /** True while an undecided multi-partition round may write here: nothing else runs meanwhile. */
+  get held(): boolean {
+    return this.mp?.held ?? false;
+  }
+
+  /** The open batch exchanged protocol messages: commit it now, others wait for it. */
+  get urgent(): boolean {
+    return this.mp?.urgent ?? false;
   }
 
   /** Input records applied since the last commit or abort. */
@@ -137,13 +208,23 @@ export class BatchProcessor {
   }
 
   /** Applies records to the open batch, in order. Never throws for bad input: it dead-letters. */
-  apply(records: readonly LogRecord[]): void {
-    for (const record of records) this.applyOne(record);
+  /**
+   * Applies records in order; returns how many. It stops before an input record once a
+   * multi-partition round holds the partition: the caller gives the rest back to the log.
+   */
+  apply(records: readonly LogRecord[]): number {
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]!;
+      if (this.mp?.held && record.topic !== this.mp.topic) return i;
+      this.applyOne(record);
+    }
+    return records.length;
   }
 
   /** What the open batch must commit atomically. */
   plan(): CommitPlan {
     const { app, state } = this.options;
+    this.mp?.flush();
     const changes = state.changes();
     const changelog: OutRecord[] = this.options.rows.encodeChanges(changes).map(({ key, value }, i) => {
       const change = changes[i]!;
@@ -163,6 +244,7 @@ export class BatchProcessor {
   /** The planned batch is durable. */
   committed(): void {
     this.options.state.markCommitted();
+    if (this.mp) this.mp.urgent = false;
     this.committedInputTime = this.inputTime;
     const { observer, state } = this.options;
     if (observer) for (const [type, { ok, failed }] of this.tally) observer.eventsHandled(type, state.partition, ok, failed);
@@ -173,6 +255,7 @@ export class BatchProcessor {
   /** The batch could not be committed: undo all of its effects. */
   abort(): void {
     this.options.state.rollbackBatch();
+    this.mp?.load();
     this.inputTime = this.committedInputTime;
     // Fired timers are pending again, and scheduled rows written by the batch are gone.
     this.timers.rebuild();
@@ -195,6 +278,11 @@ export class BatchProcessor {
     this.inputCount++;
     this.lastTimestamp = record.timestamp;
     if (record.timestamp > this.inputTime) this.inputTime = record.timestamp;
+    if (this.mp && record.topic === this.mp.topic) {
+      // The protocol's own records; a failure here fails the batch (they are farad's, not input).
+      this.mp.receive(record);
+      return;
+    }
 
     let decoded;
     try {
@@ -208,6 +296,16 @@ export class BatchProcessor {
     const procedure = event?.procedure;
     if (!procedure) {
       this.deadLetter(record, 'no_procedure', `no procedure handles event type "${decoded.name}"`, decoded.name);
+      return;
+    }
+
+    if (procedure.multiPartition) {
+      try {
+        this.mp!.forward(record, decoded.name, procedure, decoded.value);
+      } catch (err) {
+        this.count(decoded.name).failed++;
+        this.deadLetter(record, 'handler_error', err, decoded.name);
+      }
       return;
     }
 

@@ -40,10 +40,13 @@ export interface PartitionLease {
   /** After fence and catch-up: input flows from the committed offsets (a zombie may have moved them). */
   resume(): Promise<void>;
   /**
-   * Next input records in log order, at most `maxRecords`. Waits up to `maxWaitMs` when none
-   * are ready; returns [] on timeout or when the lease ends.
+   * Next input records in log order, at most `maxRecords`, of `topics` only when given (the
+   * others stay queued). Waits up to `maxWaitMs` when none are ready; returns [] on timeout or
+   * when the lease ends.
    */
-  poll(maxRecords: number, maxWaitMs: number): Promise<readonly LogRecord[]>;
+  poll(maxRecords: number, maxWaitMs: number, topics?: readonly string[]): Promise<readonly LogRecord[]>;
+  /** Gives back the tail of the last poll, unapplied: the next poll returns these records first. */
+  unpoll(records: readonly LogRecord[]): void;
   /**
    * True when, as far as the lease knows, no input is waiting to be read: nothing queued and
    * every input topic read up to its end (or not heard of since resume for a moment). Timers
@@ -119,5 +122,7 @@ export interface EventLog {
   leases(membership: MembershipPolicy): Observable<PartitionLease>;
   /** A follower of the app's changelog, for standby copies. */
   changelogFollower(): ChangelogFollower;
+  /** A follower of any topic's partitions (read_committed on Kafka): answers written to the log. */
+  followerOf(topic: string): ChangelogFollower;
   close(): Promise<void>;
 }

@@ -10,6 +10,6 @@ export type {
   TopicSpec,
 } from './event-log.js';
 export { DLQ_HEADERS, type CommitPlan, type DeadLetterReason, type LogRecord, type OffsetCommit, type OutRecord } from './records.js';
-export { BatchProcessor, FIRED_AT_HEADER, type ProcessorObserver, type ProcessorOptions } from './batch-processor.js';
+export { BatchProcessor, FIRED_AT_HEADER, type BatchProtocol, type ProcessorObserver, type ProcessorOptions, type ProtocolHost } from './batch-processor.js';
 export { EmbeddedLog, DiskFullError, type EmbeddedLogOptions, type RetentionOptions, type TopicRetention } from './embedded/index.js';
 export { KafkaLog, HttpSchemaRegistry, type KafkaLogOptions } from './kafka/index.js';

@@ -5,11 +5,13 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  ConsistencyUnavailableError,
   FaradError,
   InvalidParameterError,
   LocalTableReadError,
   NotAnInputError,
   PartitionUnavailableError,
+  QueryFailedError,
   RowNotFoundError,
   SchemaValidationError,
   TransportError,
@@ -36,6 +38,8 @@ const ANSWERED: Array<[FaradError, number]> = [
   [new InvalidEventError(new SchemaValidationError('field "a": not a long', { field: 'a' }), 'bank.Deposit', 2), 422],
   [new UnknownTableError('no table "x"'), 404],
   [new UnknownQueryError('no query "x"'), 404],
+  [new QueryFailedError('query "total" failed on partition 2: boom'), 500],
+  [new ConsistencyUnavailableError('no multi-partition protocol'), 400],
   [new RowNotFoundError('no row'), 404],
   [new InvalidParameterError('bad_key', 'not an integer'), 400],
   [new InvalidParameterError('bad_limit', 'limit must be ...'), 400],

@@ -218,6 +218,10 @@ export class EmbeddedLog implements EventLog {
     return new EmbeddedChangelogFollower(this, this.options.changelogTopic);
   }
 
+  followerOf(topic: string): ChangelogFollower {
+    return new EmbeddedChangelogFollower(this, topic);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -343,12 +347,12 @@ class EmbeddedLease implements PartitionLease {
     return this.log.readRange(this.options.changelogTopic, this.partition, fromOffset);
   }
 
-  async poll(maxRecords: number, maxWaitMs: number): Promise<readonly LogRecord[]> {
-    let records = this.take(maxRecords);
+  async poll(maxRecords: number, maxWaitMs: number, topics: readonly string[] = this.options.inputTopics): Promise<readonly LogRecord[]> {
+    let records = this.take(maxRecords, topics);
     if (records.length > 0 || !this.live || maxWaitMs <= 0) return records;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(done, maxWaitMs);
-      const unwatch = this.log.watch(this.options.inputTopics, this.partition, done);
+      const unwatch = this.log.watch(topics, this.partition, done);
       this.wakeWaiter = done;
       function done(): void {
         clearTimeout(timer);
@@ -357,8 +361,15 @@ class EmbeddedLease implements PartitionLease {
       }
     });
     this.wakeWaiter = undefined;
-    records = this.live ? this.take(maxRecords) : [];
+    records = this.live ? this.take(maxRecords, topics) : [];
     return records;
+  }
+
+  unpoll(records: readonly LogRecord[]): void {
+    for (const record of records) {
+      const cursor = this.cursors.get(record.topic);
+      if (cursor !== undefined && record.offset < cursor) this.cursors.set(record.topic, record.offset);
+    }
   }
 
   inputIdle(): boolean {
@@ -384,9 +395,8 @@ class EmbeddedLease implements PartitionLease {
     }
   }
 
-  /** Takes up to `max` available records, merged across input topics in journal order. */
-  private take(max: number): LogRecord[] {
-    const topics = this.options.inputTopics;
+  /** Takes up to `max` available records, merged across `topics` in journal order. */
+  private take(max: number, topics: readonly string[]): LogRecord[] {
     if (topics.length === 1) {
       const topic = topics[0]!;
       const from = this.cursors.get(topic)!;

@@ -18,6 +18,8 @@ export interface KafkaLogOptions {
   readonly group: string;
   readonly partitions: number;
   readonly inputTopics: readonly string[];
+  /** Input topics of farad's own protocol: never paused by backpressure (a held partition waits on them). */
+  readonly controlTopics?: readonly string[];
   readonly changelogTopic: string;
   readonly sessionTimeoutMs: number;
   /** Members learn of a rebalance at their next heartbeat: a short interval shortens handovers. */
@@ -106,6 +108,10 @@ export class KafkaLog implements EventLog {
 
   changelogFollower(): ChangelogFollower {
     return new KafkaChangelogFollower(this.kafka, this.options.changelogTopic, this.options.logger);
+  }
+
+  followerOf(topic: string): ChangelogFollower {
+    return new KafkaChangelogFollower(this.kafka, topic, this.options.logger);
   }
 
   async close(): Promise<void> {
@@ -464,14 +470,20 @@ class KafkaLease implements PartitionLease {
     this.fetched(batch.topic, Number(batch.lastOffset()) + 1, Number(batch.highWatermark));
     if (this.queue.length - this.head >= this.options.maxQueuedRecords && !this.paused) {
       this.paused = true;
-      this.consumer.pause(this.options.inputTopics.map((topic) => ({ topic, partitions: [this.partition] })));
+      this.consumer.pause(this.dataTopics().map((topic) => ({ topic, partitions: [this.partition] })));
     }
     this.wake?.();
   }
 
-  async poll(maxRecords: number, maxWaitMs: number): Promise<readonly LogRecord[]> {
+  /** Input topics that backpressure may pause. */
+  private dataTopics(): readonly string[] {
+    const control = this.options.controlTopics ?? [];
+    return control.length === 0 ? this.options.inputTopics : this.options.inputTopics.filter((t) => !control.includes(t));
+  }
+
+  async poll(maxRecords: number, maxWaitMs: number, topics?: readonly string[]): Promise<readonly LogRecord[]> {
     if (!this.live || !this.resumed) return [];
-    if (this.queue.length === this.head && maxWaitMs > 0) {
+    if (!this.hasQueued(topics) && maxWaitMs > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, maxWaitMs);
         const wake = (): void => done();
@@ -484,6 +496,30 @@ class KafkaLease implements PartitionLease {
       this.wake = undefined;
     }
     if (!this.live) return [];
+    const taken = topics ? this.takeOf(topics, maxRecords) : this.takeAll(maxRecords);
+    for (const record of taken) this.uncommitted.push(record);
+    if (this.paused && this.queue.length - this.head < this.options.maxQueuedRecords / 2) {
+      this.paused = false;
+      this.consumer.resume(this.dataTopics().map((topic) => ({ topic, partitions: [this.partition] })));
+    }
+    return taken;
+  }
+
+  unpoll(records: readonly LogRecord[]): void {
+    if (records.length === 0) return;
+    // They were the tail of what the last poll handed out.
+    this.uncommitted.length = Math.max(0, this.uncommitted.length - records.length);
+    this.queue = [...records, ...this.queue.slice(this.head)];
+    this.head = 0;
+  }
+
+  private hasQueued(topics: readonly string[] | undefined): boolean {
+    if (!topics) return this.queue.length > this.head;
+    for (let i = this.head; i < this.queue.length; i++) if (topics.includes(this.queue[i]!.topic)) return true;
+    return false;
+  }
+
+  private takeAll(maxRecords: number): LogRecord[] {
     const end = Math.min(this.queue.length, this.head + maxRecords);
     const taken = this.queue.slice(this.head, end);
     this.head = end;
@@ -491,10 +527,21 @@ class KafkaLease implements PartitionLease {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
-    for (const record of taken) this.uncommitted.push(record);
-    if (this.paused && this.queue.length - this.head < this.options.maxQueuedRecords / 2) {
-      this.paused = false;
-      this.consumer.resume(this.options.inputTopics.map((topic) => ({ topic, partitions: [this.partition] })));
+    return taken;
+  }
+
+  /** Records of `topics` only, in order; the others keep their place. */
+  private takeOf(topics: readonly string[], maxRecords: number): LogRecord[] {
+    const taken: LogRecord[] = [];
+    const rest: LogRecord[] = [];
+    for (let i = this.head; i < this.queue.length; i++) {
+      const record = this.queue[i]!;
+      if (taken.length < maxRecords && topics.includes(record.topic)) taken.push(record);
+      else rest.push(record);
+    }
+    if (taken.length > 0) {
+      this.queue = rest;
+      this.head = 0;
     }
     return taken;
   }

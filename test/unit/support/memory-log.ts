@@ -215,6 +215,10 @@ export class MemoryLog implements EventLog {
     return this.follower;
   }
 
+  followerOf(): ChangelogFollower {
+    throw new Error('the memory log follows its changelog only');
+  }
+
   async close(): Promise<void> {
     this.leases$.complete();
   }
@@ -343,13 +347,13 @@ export class MemoryLease implements PartitionLease {
     this.rewindCursors();
   }
 
-  async poll(maxRecords: number, maxWaitMs: number): Promise<readonly LogRecord[]> {
+  async poll(maxRecords: number, maxWaitMs: number, topics?: readonly string[]): Promise<readonly LogRecord[]> {
     this.trace.push('poll');
     if (!this.cursors) throw new Error(`memory lease of partition ${this.partition}: poll before resume`);
-    let out = this.available(maxRecords);
+    let out = this.available(maxRecords, topics);
     if (out.length === 0 && this.active_ && maxWaitMs > 0) {
       await this.log.waitForData(maxWaitMs);
-      out = this.available(maxRecords);
+      out = this.available(maxRecords, topics);
     }
     if (!this.active_) return [];
     for (const record of out) this.cursors.set(record.topic, record.offset + 1);
@@ -358,6 +362,13 @@ export class MemoryLease implements PartitionLease {
 
   inputIdle(): boolean {
     return this.cursors !== undefined && this.available(1).length === 0;
+  }
+
+  unpoll(records: readonly LogRecord[]): void {
+    for (const record of records) {
+      const cursor = this.cursors?.get(record.topic);
+      if (cursor !== undefined && record.offset < cursor) this.cursors!.set(record.topic, record.offset);
+    }
   }
 
   async commit(plan: CommitPlan): Promise<CommitResult> {
@@ -385,9 +396,9 @@ export class MemoryLease implements PartitionLease {
     this.cursors = new Map(this.log.options.inputs.map((topic) => [topic, this.log.committedOffset(topic, this.partition)]));
   }
 
-  private available(maxRecords: number): LogRecord[] {
+  private available(maxRecords: number, topics: readonly string[] = this.log.options.inputs): LogRecord[] {
     const out: LogRecord[] = [];
-    for (const topic of this.log.options.inputs) {
+    for (const topic of topics) {
       const records = this.log.records(topic, this.partition);
       for (let i = this.cursors!.get(topic) ?? 0; i < records.length && out.length < maxRecords; i++) out.push(records[i]!);
     }

@@ -1,0 +1,2 @@
+export { MultiPartitionProtocol } from './protocol.js';
+export { ConsistentQueries } from './consistent-queries.js';
