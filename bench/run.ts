@@ -14,6 +14,7 @@ import { killAllChildren, progress, reachable, removeDir, ROOT, tempDir, uid, ty
 import { memory } from './memory.js';
 import { keptNotes, machine, page, targets } from './report.js';
 import { restoreChangelog, restoreSnapshot } from './restore.js';
+import { mpTransfers } from './transfers.js';
 
 const SCENARIOS = [
   'engine-only',
@@ -26,6 +27,8 @@ const SCENARIOS = [
   'latency',
   'failover-kill',
   'handover-graceful',
+  'mp-transfers',
+  'mp-1pct-share',
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -41,6 +44,8 @@ const SIZES: Record<Scenario, { full: number; quick: number; unit: string }> = {
   latency: { full: 20, quick: 4, unit: 's measured' },
   'failover-kill': { full: 2_000, quick: 500, unit: 'votes/s load' },
   'handover-graceful': { full: 2_000, quick: 500, unit: 'votes/s load' },
+  'mp-transfers': { full: 20_000, quick: 2_000, unit: 'transfers' },
+  'mp-1pct-share': { full: 200_000, quick: 20_000, unit: 'events (1% transfers)' },
 };
 
 const SESSION_TIMEOUT_MS = 6_000;
@@ -214,6 +219,7 @@ await runScenario(['engine-only'], () => engineOnly(context(profileDirFor('engin
 await runScenario(['memory'], () => memory(context(undefined)));
 await runScenario(['restore-snapshot'], () => restoreSnapshot(context(profileDirFor('restore-snapshot'))));
 await runScenario(['restore-changelog'], () => restoreChangelog(context(profileDirFor('restore-changelog'))));
+await runScenario(['mp-transfers', 'mp-1pct-share'], () => mpTransfers(context(undefined), sizeOf('mp-transfers'), sizeOf('mp-1pct-share')));
 
 let bench: KafkaBench | undefined;
 const kafkaBench = async () => (bench ??= await KafkaBench.open(context(undefined)));
