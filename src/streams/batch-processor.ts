@@ -301,7 +301,8 @@ export class BatchProcessor {
 
     if (procedure.multiPartition) {
       try {
-        this.mp!.forward(record, decoded.name, procedure, decoded.value);
+        if (!this.mp) throw new HandlerContractError(`"${decoded.name}" is a multi-partition procedure, and this processor runs none`, { eventType: decoded.name });
+        this.mp.forward(record, decoded.name, procedure, decoded.value);
       } catch (err) {
         this.count(decoded.name).failed++;
         this.deadLetter(record, 'handler_error', err, decoded.name);

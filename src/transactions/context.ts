@@ -71,7 +71,8 @@ export class TxnContext {
   ) {
     this.settings = app.settings;
     this.tables = Object.fromEntries(
-      [...app.tables.values()].filter((t) => !t.system && t.scope === 'partitioned').map((t) => [t.name, new RoundTable(this, t.name)]),
+      // Partition-local tables too: touching one says why it cannot be.
+      [...app.tables.values()].filter((t) => !t.system).map((t) => [t.name, new RoundTable(this, t.name)]),
     );
   }
 

@@ -1,6 +1,6 @@
 import { describeError, HandlerContractError } from '../errors.js';
 import { isThenable, MP_TABLE, type CompiledApp, type CompiledProcedure } from '../procedures/index.js';
-import { HandlerTable, partitionForKey, type GlobalTableView, type Key, type PartitionState } from '../state/index.js';
+import { deepFreeze, HandlerTable, partitionForKey, type GlobalTableView, type Key, type PartitionState } from '../state/index.js';
 import type { BatchProtocol, LogRecord, ProtocolHost } from '../streams/index.js';
 import { TxnContext } from './context.js';
 import {
@@ -253,7 +253,7 @@ export class MultiPartitionProtocol implements BatchProtocol {
         if (!part || part.error !== undefined) throw new HandlerContractError(`query "${query.name}" failed on partition ${p}: ${part?.error ?? 'no answer'}`, { partition: p });
         parts.push(part.value);
       }
-      message = { kind: 'result', id: query.id, value: def.merge(parts, query.params) };
+      message = { kind: 'result', id: query.id, value: asJson(def.merge(parts, query.params), `the merge of query "${query.name}"`) };
     } catch (err) {
       message = { kind: 'result', id: query.id, error: { code: 'query_failed', message: describeError(err) } };
     }
@@ -285,7 +285,7 @@ export class MultiPartitionProtocol implements BatchProtocol {
       const def = app.queries.get(name);
       try {
         if (!def) throw new Error(`no query named "${name}"`);
-        return { id, value: def.partition(liveQueryContext(app, state, globals), params) };
+        return { id, value: asJson(def.partition(liveQueryContext(app, state, globals), params), `the partial answer of query "${name}"`) };
       } catch (err) {
         return { id, error: describeError(err) };
       }
@@ -301,7 +301,7 @@ export class MultiPartitionProtocol implements BatchProtocol {
   private onDecision(decision: Decision): void {
     const { state, rows: codec } = this.host;
     for (const write of decision.writes) {
-      state.write(write.table, write.key, write.value === null ? undefined : Object.freeze(codec.decodeRow(write.table, Buffer.from(write.value, 'base64'))));
+      state.write(write.table, write.key, write.value === null ? undefined : deepFreeze(codec.decodeRow(write.table, Buffer.from(write.value, 'base64'))));
     }
     this.heldRound = null;
     this.dirty = true;
@@ -331,6 +331,17 @@ function originalRecord(request: TxnRequest): LogRecord {
     value: Buffer.from(request.value, 'base64'),
     headers: request.headers,
   };
+}
+
+/** A value as JSON gives it back (answers cross the log as JSON); throws naming what was not JSON. */
+function asJson(value: unknown, what: string): unknown {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    throw new HandlerContractError(`${what} is not JSON (${describeError(err)}); consistent queries answer with JSON values`, {});
+  }
+  return text === undefined ? null : JSON.parse(text);
 }
 
 function parse<T>(row: unknown): T | undefined {

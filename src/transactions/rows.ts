@@ -5,7 +5,7 @@ import { checkKey, deepFreeze, describeInvalid, type Key, type TableKeyType } fr
 const ABSENT: unique symbol = Symbol('absent');
 type Slot = unknown | typeof ABSENT;
 
-/** Identifies one row across tables. */
+/** Identifies one row across tables (table names have no NUL; keys may). */
 export function rowId(table: string, key: Key): string {
   return `${table}\u0000${typeof key}\u0000${key}`;
 }
@@ -16,7 +16,7 @@ export function rowId(table: string, key: Key): string {
  * own (a transaction that throws leaves no trace).
  */
 export class RoundRows {
-  private readonly read = new Map<string, Slot>();
+  private readonly read = new Map<string, { table: string; key: Key; value: Slot }>();
   private readonly written = new Map<string, { table: string; key: Key; value: Slot }>();
   private undo: Array<{ id: string; prev: { table: string; key: Key; value: Slot } | undefined }> = [];
 
@@ -28,14 +28,14 @@ export class RoundRows {
 
   /** A row a participant read (value undefined: it has none). */
   addRead(table: string, key: Key, value: unknown): void {
-    this.read.set(rowId(table, key), value === undefined ? ABSENT : deepFreeze(value));
+    this.read.set(rowId(table, key), { table, key, value: value === undefined ? ABSENT : deepFreeze(value) });
   }
 
   get(table: string, key: Key, declared: ReadonlySet<string> | undefined): unknown {
     this.checkAccess(table, key, declared, 'get');
     const id = rowId(table, key);
     const written = this.written.get(id);
-    const slot = written ? written.value : this.read.get(id);
+    const slot = written ? written.value : this.read.get(id)?.value;
     return slot === ABSENT || slot === undefined ? undefined : slot;
   }
 
@@ -43,8 +43,7 @@ export class RoundRows {
   scan(table: string): Array<[Key, unknown]> {
     if (!this.complete) throw new HandlerContractError(`table "${table}": scan() needs every partition (multiPartition: 'all'); a keyed transaction sees only its keys' rows`, { table });
     const keys = new Map<string, Key>();
-    const prefix = `${table}\u0000`;
-    for (const id of this.read.keys()) if (id.startsWith(prefix)) keys.set(id, keyOf(id));
+    for (const [id, r] of this.read) if (r.table === table) keys.set(id, r.key);
     for (const [id, w] of this.written) if (w.table === table) keys.set(id, w.key);
     const out: Array<[Key, unknown]> = [];
     for (const key of [...keys.values()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
@@ -106,11 +105,6 @@ export class RoundRows {
       );
     }
   }
-}
-
-function keyOf(id: string): Key {
-  const [, type, key] = id.split('\u0000') as [string, string, string];
-  return type === 'number' ? Number(key) : key;
 }
 
 /** The key of `table` a declared partition key names, or undefined when it cannot be one. */
