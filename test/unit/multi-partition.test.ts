@@ -18,7 +18,7 @@ import { AppDefinitionError, HandlerContractError, SchemaValidationError } from 
 import { compileApp, defineApp, eventSeed, globalViews, MP_TABLE, record, seededRandom, table, type App, type CompiledApp } from '../../src/procedures/index.js';
 import { PartitionState, partitionForKey, type GlobalTableView, type Key } from '../../src/state/index.js';
 import { BatchProcessor, DLQ_HEADERS, type CommitPlan, type LogRecord, type OutRecord } from '../../src/streams/index.js';
-import { MultiPartitionProtocol } from '../../src/transactions/index.js';
+import { MAX_ROUND, MultiPartitionProtocol } from '../../src/transactions/protocol.js';
 import { TxnContext } from '../../src/transactions/context.js';
 import type { MpMessage } from '../../src/transactions/messages.js';
 import { RoundRows } from '../../src/transactions/rows.js';
@@ -1503,18 +1503,19 @@ describe('random schedules with crashes', () => {
     t.diagnostic(`${n} transfers, ${stats.queries} queries, ${stats.crashes} crashes: ${(stats.batches / n).toFixed(1)} batches, ${(stats.messages / n).toFixed(1)} protocol messages per transfer, ${(n / stats.rounds).toFixed(2)} transfers per round`);
   });
 
-  it('a round takes at most 256 queued requests', () => {
+  it(`a round takes at most ${MAX_ROUND} queued requests`, () => {
     const { cluster, ledger } = bank();
     ledger.transfer(cluster, { transferId: 'opener', from: acct(0), to: acct(3), amount: 1 });
     cluster.step(0, { maxBatch: 1 });
     cluster.step(0, { maxBatch: 1 }); // round 1 is open
-    for (let i = 0; i < 300; i++) ledger.transfer(cluster, { transferId: `t${i}`, from: acct(1, i % 3), to: acct(2), amount: 1 });
-    cluster.step(1, { maxBatch: 1000 }); // forwards all 300 requests at once
-    cluster.run({ maxBatch: 1000 });
+    const queued = MAX_ROUND + 44;
+    for (let i = 0; i < queued; i++) ledger.transfer(cluster, { transferId: `t${i}`, from: acct(1, i % 3), to: acct(2), amount: 1 });
+    cluster.step(1, { maxBatch: 10_000 }); // forwards every request at once
+    cluster.run({ maxBatch: 10_000 });
     const decided = cluster.history
       .filter((b) => b.partition === 0 && b.plan.records.some((r) => r.topic === cluster.protocolTopic && decode(r as LogRecord).kind === 'decision'))
       .map((b) => b.plan.records.filter((r) => r.topic === 'transfer-results').length);
-    assert.deepEqual(decided, [1, 256, 44]);
+    assert.deepEqual(decided, [1, MAX_ROUND, 44]);
     assert.deepEqual(new Set(ledger.check(cluster).map(([, o]) => o)), new Set(['completed']));
     cluster.assertSettled();
   });
