@@ -145,6 +145,8 @@ const FIELD_MAP = [
   '| restore-snapshot | records/s | – | `redis-get-plain-map` records/s | farad / plain decode |',
   '| restore-changelog | records/s | – | – | – |',
   '| failover-kill, handover-graceful | null | pause in ms: median / longest over the partitions | – | – |',
+  '| mp-transfers | multi-partition transfers/s (embedded) | – | `single-partition-deposits` deposits/s | farad MP / SP |',
+  '| mp-1pct-share | events/s with 1% transfers (embedded) | – | `single-partition-deposits` events/s | what a 1% MP share leaves of SP throughput |',
   '| memory | **heap bytes per key** (farad) | – | `plain-map` **bytes per key** | farad / Map (lower is better) |',
 ];
 
