@@ -1,3 +1,4 @@
+import './read-committed.js';
 import { AssignerProtocol, type PartitionAssigner } from 'kafkajs';
 import type { MembershipPolicy } from '../event-log.js';
 

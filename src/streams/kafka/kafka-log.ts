@@ -1,3 +1,4 @@
+import { readCommittedFixed } from './read-committed.js';
 import { AssignerProtocol, Partitioners, type Admin, type Batch, type Consumer, type Kafka, type Producer, type RecordMetadata } from 'kafkajs';
 import { Observable, type Subscriber } from 'rxjs';
 import type { Logger } from 'pino';
@@ -57,6 +58,9 @@ export class KafkaLog implements EventLog {
   }
 
   static async open(options: KafkaLogOptions): Promise<KafkaLog> {
+    if (!readCommittedFixed) {
+      options.logger.warn('kafkajs was loaded before farad: its read_committed filter may hand over records of aborted transactions (load farad before kafkajs)');
+    }
     const log = new KafkaLog(options);
     try {
       await log.admin.connect();
