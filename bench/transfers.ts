@@ -69,9 +69,10 @@ function settled(service: Awaited<ReturnType<typeof startService>>): boolean {
   for (let p = 0; p < service.app.partitions; p++) {
     const state = service.host.local(p)?.state;
     if (!state) return false;
-    for (const [, row] of state.store(MP_TABLE).entries()) {
-      const s = JSON.parse((row as { json: string }).json) as { held?: number | null; queue?: unknown[]; open?: unknown };
-      if (s.held || (s.queue?.length ?? 0) > 0 || s.open) return false;
+    for (const [key, row] of state.store(MP_TABLE).entries()) {
+      if (key !== 'coordinator' && key !== 'participant') return false; // a queued request or a vote
+      const s = JSON.parse((row as { json: string }).json) as { held?: number | null; head?: number; tail?: number; open?: unknown };
+      if (s.held || s.head !== s.tail || s.open) return false;
     }
   }
   return true;

@@ -28,13 +28,32 @@ interface OpenRound {
   readonly participants: number[];
   readonly holds: number[];
   readonly allRows: boolean;
+  /** Sequence numbers of the round's requests (rows `q/<seq>` until it is decided). */
+  readonly first: number;
+  readonly last: number;
   readonly votes: Record<string, Vote>;
 }
 
+/**
+ * The coordinator. Its own row stays small: queued requests are rows `q/<seq>` (written once when
+ * they arrive) and votes rows `v/<round>/<partition>`, deleted when their round is decided, so a
+ * backlog costs one row per request rather than a row that grows with it.
+ */
 interface CoordinatorState {
   nextRound: number;
+  /** Requests waiting for a round are `q/<head>` … `q/<tail - 1>`. */
+  head: number;
+  tail: number;
+  /** In memory: the waiting requests, in order. */
   queue: Array<TxnRequest | QueryRequest>;
   open: OpenRound | null;
+}
+
+interface StoredCoordinator {
+  nextRound: number;
+  head: number;
+  tail: number;
+  open: Omit<OpenRound, 'txns' | 'queries' | 'votes'> | null;
 }
 
 /**
@@ -69,7 +88,7 @@ export class MultiPartitionProtocol implements BatchProtocol {
     const store = this.host.state.store(MP_TABLE);
     const participant = parse<{ held: number | null }>(store.get(PARTICIPANT_ROW));
     this.heldRound = participant?.held ?? null;
-    this.coordinator = this.host.state.partition === 0 ? (parse<CoordinatorState>(store.get(COORDINATOR_ROW)) ?? { nextRound: 1, queue: [], open: null }) : undefined;
+    this.coordinator = this.host.state.partition === 0 ? this.loadCoordinator() : undefined;
     this.dirty = false;
     this.urgent = false;
   }
@@ -79,8 +98,36 @@ export class MultiPartitionProtocol implements BatchProtocol {
     if (!this.dirty) return;
     const { state } = this.host;
     state.write(MP_TABLE, PARTICIPANT_ROW, { json: JSON.stringify({ held: this.heldRound }) });
-    if (this.coordinator) state.write(MP_TABLE, COORDINATOR_ROW, { json: JSON.stringify(this.coordinator) });
+    const c = this.coordinator;
+    if (c) {
+      const open = c.open && { round: c.open.round, participants: c.open.participants, holds: c.open.holds, allRows: c.open.allRows, first: c.open.first, last: c.open.last };
+      const stored: StoredCoordinator = { nextRound: c.nextRound, head: c.head, tail: c.tail, open };
+      state.write(MP_TABLE, COORDINATOR_ROW, { json: JSON.stringify(stored) });
+    }
     this.dirty = false;
+  }
+
+  private loadCoordinator(): CoordinatorState {
+    const store = this.host.state.store(MP_TABLE);
+    const stored = parse<StoredCoordinator>(store.get(COORDINATOR_ROW)) ?? { nextRound: 1, head: 0, tail: 0, open: null };
+    const item = (seq: number) => parse<TxnRequest | QueryRequest>(store.get(`q/${seq}`))!;
+    const queue = range(stored.tail - stored.head).map((i) => item(stored.head + i));
+    let open: OpenRound | null = null;
+    if (stored.open) {
+      const items = range(stored.open.last - stored.open.first + 1).map((i) => item(stored.open!.first + i));
+      const votes: Record<string, Vote> = {};
+      for (const p of stored.open.participants) {
+        const vote = parse<Vote>(store.get(`v/${stored.open.round}/${p}`));
+        if (vote) votes[p] = vote;
+      }
+      open = {
+        ...stored.open,
+        txns: items.filter((i): i is TxnRequest => i.kind === 'request'),
+        queries: items.filter((i): i is QueryRequest => i.kind === 'query'),
+        votes,
+      };
+    }
+    return { nextRound: stored.nextRound, head: stored.head, tail: stored.tail, queue, open };
   }
 
   /** The partition that read a multi-partition procedure's event forwards it to the coordinator. */
@@ -114,11 +161,14 @@ export class MultiPartitionProtocol implements BatchProtocol {
     const message = decodeMessage(record.value, record);
     switch (message.kind) {
       case 'request':
-      case 'query':
-        this.asCoordinator().queue.push(message);
+      case 'query': {
+        const c = this.asCoordinator();
+        this.host.state.write(MP_TABLE, `q/${c.tail++}`, { json: JSON.stringify(message) });
+        c.queue.push(message);
         this.dirty = true;
         this.startRound(record.timestamp);
         return;
+      }
       case 'vote':
         this.onVote(message, record.timestamp);
         return;
@@ -170,7 +220,8 @@ export class MultiPartitionProtocol implements BatchProtocol {
     }
     const participants = queries.length > 0 || allRows ? range(partitions) : [...holds].sort((a, b) => a - b);
     const round = c.nextRound++;
-    c.open = { round, txns, queries, participants, holds: [...holds].sort((a, b) => a - b), allRows, votes: {} };
+    c.open = { round, txns, queries, participants, holds: [...holds].sort((a, b) => a - b), allRows, first: c.head, last: c.head + items.length - 1, votes: {} };
+    c.head += items.length;
     this.dirty = true;
     for (const p of participants) {
       const prepare: Prepare = {
@@ -191,6 +242,7 @@ export class MultiPartitionProtocol implements BatchProtocol {
     // Votes are exactly-once and ordered: one for another round cannot happen; ignore it if it does.
     if (!open || vote.round !== open.round || !open.participants.includes(vote.partition)) return;
     open.votes[vote.partition] = vote;
+    this.host.state.write(MP_TABLE, `v/${vote.round}/${vote.partition}`, { json: JSON.stringify(vote) });
     this.dirty = true;
     if (open.participants.every((p) => open.votes[p] !== undefined)) this.decide(open, timestamp);
   }
@@ -237,6 +289,9 @@ export class MultiPartitionProtocol implements BatchProtocol {
       this.send(p, decision, timestamp);
     }
     for (const query of open.queries) this.answer(query, open, timestamp);
+    const { state } = this.host;
+    for (let seq = open.first; seq <= open.last; seq++) state.write(MP_TABLE, `q/${seq}`, undefined);
+    for (const p of open.participants) state.write(MP_TABLE, `v/${open.round}/${p}`, undefined);
     this.coordinator!.open = null;
     this.dirty = true;
     this.startRound(timestamp);

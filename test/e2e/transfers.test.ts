@@ -153,8 +153,10 @@ async function settled(base: string): Promise<boolean> {
   const lag = metrics.split('\n').filter((l) => l.startsWith('farad_consumer_lag_records{')).map((l) => Number(l.split(' ').pop()));
   if (lag.length === 0 || lag.some((n) => n > 0)) return false;
   const rows = await scanTableHttp(base, '__mp');
+  // Queued requests and votes are rows of their own (q/…, v/…) until their round is decided.
   return rows.every((r) => {
-    const state = JSON.parse((r.value as { json: string }).json) as { held?: number | null; queue?: unknown[]; open?: unknown };
-    return !state.held && (state.queue?.length ?? 0) === 0 && !state.open;
+    if (r.key !== 'coordinator' && r.key !== 'participant') return false;
+    const state = JSON.parse((r.value as { json: string }).json) as { held?: number | null; head?: number; tail?: number; open?: unknown };
+    return !state.held && state.head === state.tail && !state.open;
   });
 }
