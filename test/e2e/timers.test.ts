@@ -12,6 +12,7 @@ import { compileApp } from '../../src/procedures/index.js';
 import { Ingest } from '../../src/ingest/index.js';
 import type { EmbeddedLog } from '../../src/index.js';
 import { catalogOf, decodeAll, postJson, readTopic, scanTableHttp, sleep, startTestService, tempDir, waitFor } from './helpers.js';
+import { windowTally } from './fixtures/clock-tally.js';
 
 const catalog = catalogOf(clock);
 const compiled = compileApp(clock);
@@ -29,21 +30,6 @@ async function send(log: EmbeddedLog, readings: ReadonlyArray<{ sensor: string; 
   await log.append(readings.map((r) => ingest.record(readingType, { sensor: r.sensor, value: r.value }, r.ts)));
 }
 
-/** Expected final results: every reading in every window that contains it, unless marked late there. */
-function tally(readings: ReadonlyArray<{ sensor: string; value: number; ts: number; lateIn?: readonly string[] }>) {
-  const out = new Map<string, { count: number; sum: number }>();
-  for (const r of readings) {
-    for (const [window, advance] of [['tumbling', WINDOW_MS], ['hopping', WINDOW_MS / 2]] as const) {
-      if (r.lateIn?.includes(window)) continue;
-      for (let start = (Math.floor((r.ts - WINDOW_MS) / advance) + 1) * advance; start <= r.ts; start += advance) {
-        const id = `${window}/${r.sensor}/${start}`;
-        const t = out.get(id) ?? { count: 0, sum: 0 };
-        out.set(id, { count: t.count + 1, sum: t.sum + r.value });
-      }
-    }
-  }
-  return out;
-}
 
 test('windows: one final result per window after end + grace; late events are left out', async (t) => {
   const { log, base } = await startTestService(t, clock, tempDir(t));
@@ -70,7 +56,7 @@ test('windows: one final result per window after end + grace; late events are le
   await send(log, [afterClose]);
   readings.push(afterClose);
 
-  const expected = tally(readings);
+  const expected = windowTally(readings);
   await waitFor('every window closes', () => results(log).length >= expected.size, { timeoutMs: 6 * W + 10_000 });
   await sleep(300);
   const got = results(log);
@@ -145,7 +131,7 @@ test('pending timers and open windows survive a restart; the restored state equa
   assert.deepEqual(windowTimers(after[2]!), windowTimers(before[2]!));
 
   await waitFor('the windows close after the restart', () => results(second.log).filter((r) => r.window === 'tumbling').length === 6, { timeoutMs: 5 * WINDOW_MS + 10_000 });
-  const expected = tally(readings);
+  const expected = windowTally(readings);
   const got = results(second.log);
   assert.equal(got.length, expected.size, 'each window closed exactly once');
   for (const r of got) assert.deepEqual({ count: r.count, sum: r.sum }, expected.get(`${r.window}/${r.sensor}/${r.start}`));

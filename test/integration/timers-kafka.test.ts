@@ -14,12 +14,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import avsc from 'avsc';
 import { Redis } from 'ioredis';
 import type { Admin, Consumer, Kafka, Producer } from 'kafkajs';
 import tickets from '../../examples/tickets/index.js';
-import { fingerprint } from '../../src/codec/index.js';
-import { type App } from '../../src/index.js';
 import {
   createTopic,
   deleteGroups,
@@ -50,6 +47,7 @@ import {
 } from './replication-helpers.js';
 import { ticketsNames } from './fixtures/timers-tickets-app.js';
 import { APP_KEY, PARTITION_KEYS, scheduleApp, scheduleNames, SCHEDULE_EVERY_MS, SCHEDULE_PARTITIONS } from './fixtures/timers-schedule-app.js';
+import { SingleObjects, type Decoded } from './single-objects.js';
 
 const TICKETS_FIXTURE = join(ROOT, 'test/integration/fixtures/timers-tickets-app.ts');
 const SCHEDULE_FIXTURE = join(ROOT, 'test/integration/fixtures/timers-schedule-app.ts');
@@ -63,47 +61,7 @@ const AFTER_TAKEOVER_MS = 3000;
 
 // ---- Avro single-object encoding of an app's events, from the schemas it declares ------------
 
-interface Decoded {
-  readonly name: string;
-  readonly value: Record<string, unknown>;
-  readonly partition: number;
-  readonly offset: number;
-  readonly key: string | null;
-  /** The record's timestamp (CreateTime topics: what farad recorded, the fire time for a timer's events). */
-  readonly timestamp: number;
-}
 
-/** `C3 01` + CRC-64-AVRO fingerprint + Avro body, with avsc over the app's declared schemas (not farad's catalog). */
-class SingleObjects {
-  private readonly types = new Map<string, avsc.Type>();
-  private readonly headers = new Map<string, Buffer>();
-
-  constructor(app: App) {
-    for (const [name, typed] of Object.entries(app.spec.events)) {
-      const type = avsc.Type.forSchema(typed.schema as avsc.Schema);
-      this.types.set(name, type);
-      this.headers.set(name, Buffer.concat([Buffer.from([0xc3, 0x01]), fingerprint(type)]));
-    }
-  }
-
-  encode(name: string, value: unknown): Buffer {
-    const type = this.types.get(name);
-    if (!type) throw new Error(`no event ${name}`);
-    return Buffer.concat([this.headers.get(name)!, type.toBuffer(value)]);
-  }
-
-  decode(record: ReadRecord): Decoded {
-    const bytes = record.value;
-    if (!bytes || bytes.length < 10) throw new Error(`not a single object at ${record.partition}/${record.offset}`);
-    for (const [name, header] of this.headers) {
-      if (bytes.subarray(0, 10).equals(header)) {
-        const value = this.types.get(name)!.fromBuffer(bytes.subarray(10)) as Record<string, unknown>;
-        return { name, value, partition: record.partition, offset: record.offset, key: record.key, timestamp: record.timestamp };
-      }
-    }
-    throw new Error(`unknown fingerprint ${bytes.subarray(2, 10).toString('hex')} at ${record.partition}/${record.offset}`);
-  }
-}
 
 const ticketObjects = new SingleObjects(tickets);
 

@@ -32,15 +32,13 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import avsc from 'avsc';
 import { Redis } from 'ioredis';
 import type { Admin, Consumer, Kafka, Producer } from 'kafkajs';
 import bank from '../../examples/bank/index.js';
-import { fingerprint } from '../../src/codec/index.js';
-import type { App } from '../../src/index.js';
 import { brokers, createTopic, deleteGroups, deleteTopics, kafkaPartition, plainProducer, prng, readTopic, requireKcat, ROOT, sleep, testKafka, uid, waitFor, type ReadRecord } from './helpers.js';
 import { fmt, isRunning, kill9, outputs, readTable, spawnInstance, terminate, waitWithLogs, type Instance } from './replication-helpers.js';
 import { bankNames, type BankNames } from './fixtures/transfers-bank-app.js';
+import { SingleObjects, type Decoded } from './single-objects.js';
 
 const BANK_FIXTURE = join(ROOT, 'test/integration/fixtures/transfers-bank-app.ts');
 const PARTITIONS = bank.spec.partitions;
@@ -51,48 +49,7 @@ const ACCOUNTS = 200;
 
 // ---- Avro single-object encoding of the bank's events, from the schemas it declares ------------
 
-interface Decoded {
-  readonly name: string;
-  readonly value: Record<string, unknown>;
-  readonly partition: number;
-  readonly offset: number;
-  readonly key: string | null;
-  readonly timestamp: number;
-}
 
-/** `C3 01` + CRC-64-AVRO fingerprint + Avro body, with avsc over the app's declared schemas (not farad's catalog). */
-class SingleObjects {
-  private readonly types = new Map<string, avsc.Type>();
-  private readonly headers = new Map<string, Buffer>();
-
-  constructor(app: App) {
-    for (const [name, typed] of Object.entries(app.spec.events)) {
-      const type = avsc.Type.forSchema(typed.schema as avsc.Schema);
-      this.types.set(name, type);
-      this.headers.set(name, Buffer.concat([Buffer.from([0xc3, 0x01]), fingerprint(type)]));
-    }
-  }
-
-  encode(name: string, value: unknown): Buffer {
-    const type = this.types.get(name);
-    if (!type) throw new Error(`no event ${name}`);
-    return Buffer.concat([this.headers.get(name)!, type.toBuffer(value)]);
-  }
-
-  decodeBytes(bytes: Buffer, where: string): { name: string; value: Record<string, unknown> } {
-    if (bytes.length < 10) throw new Error(`not a single object at ${where}`);
-    for (const [name, header] of this.headers) {
-      if (bytes.subarray(0, 10).equals(header)) return { name, value: this.types.get(name)!.fromBuffer(bytes.subarray(10)) as Record<string, unknown> };
-    }
-    throw new Error(`unknown fingerprint ${bytes.subarray(2, 10).toString('hex')} at ${where}`);
-  }
-
-  decode(record: ReadRecord): Decoded {
-    if (!record.value) throw new Error(`null value at ${record.partition}/${record.offset}`);
-    const { name, value } = this.decodeBytes(record.value, `${record.partition}/${record.offset}`);
-    return { name, value, partition: record.partition, offset: record.offset, key: record.key, timestamp: record.timestamp };
-  }
-}
 
 const objects = new SingleObjects(bank);
 

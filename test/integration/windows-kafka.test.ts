@@ -13,6 +13,7 @@ import { partitionForKey } from '../../src/state/index.js';
 import { clockApp, GRACE_MS, PARTITIONS, WINDOW_MS } from '../e2e/fixtures/clock-app.js';
 import { scanTableHttp } from '../e2e/helpers.js';
 import { baseUrl, deleteGroups, deleteTopics, plainProducer, readTopic, sleep, startKafkaService, testKafka, uid, waitFor } from './helpers.js';
+import { windowTally } from '../e2e/fixtures/clock-tally.js';
 
 const name = `clock-${uid()}`;
 const app = clockApp(name);
@@ -31,20 +32,6 @@ after(async () => {
 type Reading = { sensor: string; value: number; ts: number; lateIn?: readonly string[] };
 type Result = { window: string; sensor: string; start: number; end: number; count: number; sum: number; closedAt: number };
 
-function tally(readings: readonly Reading[]): Map<string, { count: number; sum: number }> {
-  const out = new Map<string, { count: number; sum: number }>();
-  for (const r of readings) {
-    for (const [window, advance] of [['tumbling', WINDOW_MS], ['hopping', WINDOW_MS / 2]] as const) {
-      if (r.lateIn?.includes(window)) continue;
-      for (let start = (Math.floor((r.ts - WINDOW_MS) / advance) + 1) * advance; start <= r.ts; start += advance) {
-        const id = `${window}/${r.sensor}/${start}`;
-        const t = out.get(id) ?? { count: 0, sum: 0 };
-        out.set(id, { count: t.count + 1, sum: t.sum + r.value });
-      }
-    }
-  }
-  return out;
-}
 
 test('windows on Kafka: final results match a tally, fire times are in the changelog, a restore equals the state before', { timeout: 120_000 }, async () => {
   const producer = await plainProducer(kafka);
@@ -75,7 +62,7 @@ test('windows on Kafka: final results match a tally, fire times are in the chang
     const afterClose: Reading = { sensor: 'b', value: 5000, ts: B + 7, lateIn: ['tumbling', 'hopping'] };
     await send([afterClose]);
     readings.push(afterClose);
-    const expected = tally(readings);
+    const expected = windowTally(readings);
     await waitFor('every window closes', async () => (await results()).length >= expected.size, { timeoutMs: 6 * W + 20_000 });
     await sleep(500);
 
