@@ -606,6 +606,7 @@ test('dashboard: Grafana JSON shape, templated datasource, the panels the issue 
     /farad_dead_letters_total/,
     /farad_rebalances_total/,
     /farad_failovers_total/,
+    /farad_log_bytes/,
     /farad_timers_pending/,
     /farad_timers_fired_total/,
     /histogram_quantile\(0\.99, sum by \(le, timer\) \(rate\(farad_timer_lag_seconds_bucket/,
