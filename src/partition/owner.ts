@@ -347,6 +347,8 @@ export class PartitionOwner {
 
   /** True between a standby copy receiving its lease and the end of that takeover. */
   private wasStandby = false;
+  /** Fire times only move forward on this owner, even if the wall clock steps back. */
+  private lastFiredAt = 0;
 
   /** Processes and commits batches until the lease ends or the instance stops. */
   private async process(lease: PartitionLease): Promise<void> {
@@ -428,9 +430,6 @@ export class PartitionOwner {
     return { inputs, committed: true };
   }
 
-  /** Fire times only move forward on this owner, even if the wall clock steps back. */
-  private lastFiredAt = 0;
-
   /**
    * How long an empty batch waits for input: until the commit interval ends or the next timer is
    * due. A due timer waiting for input still being read waits for that input (it wakes the poll).
@@ -443,7 +442,6 @@ export class PartitionOwner {
     return Math.max(0, Math.min(commitIntervalMs, wait));
   }
 }
-
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref?.());

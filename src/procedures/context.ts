@@ -1,4 +1,4 @@
-import { HandlerContractError } from '../errors.js';
+import { HandlerContractError, type ErrorContext } from '../errors.js';
 import {
   CommittedTable,
   GlobalTableView,
@@ -102,12 +102,7 @@ export class HandlerContext {
 
   emit(alias: string, value: unknown, options?: { key?: string }): void {
     this.assertHandling(`emit("${alias}")`);
-    const event = this.app.events.get(alias);
-    const context = { eventType: this.eventType, partition: this.partition, offset: this.offset };
-    if (!event) throw new HandlerContractError(`emit("${alias}"): no such event in the app`, context);
-    if (!event.outputTopic) {
-      throw new HandlerContractError(`emit("${alias}"): event has no output topic; add it to the app's outputs`, context);
-    }
+    const event = emittable(this.app, alias, { eventType: this.eventType, partition: this.partition, offset: this.offset });
     // The value is validated when the batch processor encodes it, right after the handler returns.
     this.emitted.push({ event, value, key: options?.key });
   }
@@ -118,10 +113,24 @@ export class HandlerContext {
   }
 }
 
-/** Read-only views of one partition's committed state for queries. */
-export function queryContext(app: CompiledApp, state: PartitionState, globals: Record<string, TableReader>) {
+/** The event `alias` names, when a handler may emit it (it exists and has an output topic); throws otherwise. */
+export function emittable(app: CompiledApp, alias: string, context: ErrorContext): CompiledEvent {
+  const event = app.events.get(alias);
+  if (!event) throw new HandlerContractError(`emit("${alias}"): no such event in the app`, context);
+  if (!event.outputTopic) throw new HandlerContractError(`emit("${alias}"): event has no output topic; add it to the app's outputs`, context);
+  return event;
+}
+
+/**
+ * Read-only views of one partition for queries: its committed state, or (`live`) its state with
+ * the open batch's writes, which is what a multi-partition vote reads at its position.
+ */
+export function queryContext(app: CompiledApp, state: PartitionState, globals: Record<string, TableReader>, reads: 'committed' | 'live' = 'committed') {
+  const refuse = (operation: string): void => {
+    throw new HandlerContractError(`${operation}: queries are read-only`, { partition: state.partition });
+  };
   return {
-    tables: Object.fromEntries(userTables(app).map((name) => [name, new CommittedTable(state, name)])),
+    tables: Object.fromEntries(userTables(app).map((name) => [name, reads === 'live' ? new HandlerTable(state, name, refuse) : new CommittedTable(state, name)])),
     globals,
     settings: app.settings,
     partition: state.partition,

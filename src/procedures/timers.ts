@@ -50,6 +50,21 @@ export interface CompiledSchedule {
   next(after: number): number;
 }
 
+/**
+ * A timer row of the app's timers table: every kind's payload field is null except the one
+ * `payload` fills (the table's record has a field per payload-carrying kind).
+ */
+export function timerRow(
+  kinds: ReadonlyMap<string, CompiledTimer>,
+  fields: Pick<TimerRow, 'kind' | 'key' | 'id' | 'dueAt' | 'setAt' | 'schedule'>,
+  payload?: { readonly field: string; readonly value: unknown },
+): TimerRow {
+  const row: Record<string, unknown> = { ...fields };
+  for (const kind of kinds.values()) if (kind.payloadField) row[kind.payloadField] = null;
+  if (payload) row[payload.field] = payload.value;
+  return row as TimerRow;
+}
+
 export function payloadFieldOf(kind: string): string {
   return `p_${kind}`;
 }
@@ -198,17 +213,17 @@ export class HandlerTimers {
       throw new HandlerContractError(`timers.set("${name}", ${JSON.stringify(key)}): at must be a time in ms since the epoch, got ${String(at)}`, this.context());
     }
     const dueAt = Math.ceil(at);
-    const row: Record<string, unknown> = { kind: name, key, id, dueAt, setAt: this.now(), schedule: null };
-    for (const kind of this.kinds.values()) if (kind.payloadField) row[kind.payloadField] = null;
+    let payload: { field: string; value: unknown } | undefined;
     if (timer.payloadType) {
       const invalid = describeInvalid(timer.payloadType, setting.payload);
       if (invalid) {
         throw new SchemaValidationError(`timers.set("${name}", ${JSON.stringify(key)}): payload ${invalid.message}`, { ...this.context(), field: invalid.field });
       }
-      row[timer.payloadField!] = timer.payloadType.clone(setting.payload);
+      payload = { field: timer.payloadField!, value: timer.payloadType.clone(setting.payload) };
     } else if (setting.payload !== undefined && setting.payload !== null) {
       throw new HandlerContractError(`timers.set("${name}"): this timer declares no payload schema; add one to carry a payload`, this.context());
     }
+    const row = timerRow(this.kinds, { kind: name, key, id, dueAt, setAt: this.now(), schedule: null }, payload);
     const rowKey = timerRowKey(name, key, id);
     this.state.write(TIMERS_TABLE, rowKey, deepFreeze(row));
     this.index.push(dueAt, rowKey);

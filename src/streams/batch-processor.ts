@@ -11,6 +11,7 @@ import {
   hasTimers,
   isThenable,
   SCHEDULE_KIND_PREFIX,
+  timerRow,
   timerRowKey,
   TimerIndex,
   TIMERS_TABLE,
@@ -96,6 +97,7 @@ export class BatchProcessor {
   private readonly timers: TimerIndex;
   /** Scheduled procedures of this partition still to be checked against their timer rows. */
   private schedulesChecked = false;
+  private readonly hasSchedules: boolean;
   /** Timers the open batch fired: row key → fire time (for the changelog) and lateness. */
   private readonly fired = new Map<string, { label: string; firedAt: number; late: number }>();
   /** Timer work in the open batch (fired, scheduled): the batch commits even with no input. */
@@ -111,6 +113,7 @@ export class BatchProcessor {
 
   constructor(private readonly options: ProcessorOptions) {
     this.timers = new TimerIndex(options.state);
+    this.hasSchedules = [...options.app.timers.values()].some((timer) => timer.schedule);
     this.ctx = new HandlerContext(options.app, options.state, options.globals, this.timers);
     this.timers.rebuild();
     this.mp =
@@ -162,7 +165,7 @@ export class BatchProcessor {
 
   /** When the next timer is due (ms since the epoch), or undefined when none is pending. */
   nextDueAt(): number | undefined {
-    if (!this.schedulesChecked && this.hasSchedules()) return 0;
+    if (!this.schedulesChecked && this.hasSchedules) return 0;
     return this.timers.next()?.row.dueAt;
   }
 
@@ -207,10 +210,10 @@ export class BatchProcessor {
     return count;
   }
 
-  /** Applies records to the open batch, in order. Never throws for bad input: it dead-letters. */
   /**
-   * Applies records in order; returns how many. It stops before an input record once a
-   * multi-partition round holds the partition: the caller gives the rest back to the log.
+   * Applies records to the open batch, in order; returns how many. Never throws for bad input: it
+   * dead-letters. It stops before an input record once a multi-partition round holds the
+   * partition: the caller gives the rest back to the log.
    */
   apply(records: readonly LogRecord[]): number {
     for (let i = 0; i < records.length; i++) {
@@ -386,11 +389,6 @@ export class BatchProcessor {
     return out;
   }
 
-  private hasSchedules(): boolean {
-    for (const timer of this.options.app.timers.values()) if (timer.schedule) return true;
-    return false;
-  }
-
   /**
    * Gives every scheduled procedure of this partition a timer row for its next run, re-plans
    * one whose rhythm changed and drops rows of schedules the app no longer has. Runs once per
@@ -420,8 +418,7 @@ export class BatchProcessor {
   }
 
   private writeScheduleRow(timer: CompiledTimer, rowKey: string, dueAt: number, now: number): void {
-    const row: Record<string, unknown> = { kind: timer.kind, key: '', id: '', dueAt, setAt: now, schedule: timer.schedule!.spec };
-    for (const kind of this.options.app.timers.values()) if (kind.payloadField) row[kind.payloadField] = null;
+    const row = timerRow(this.options.app.timers, { kind: timer.kind, key: '', id: '', dueAt, setAt: now, schedule: timer.schedule!.spec });
     this.options.state.write(TIMERS_TABLE, rowKey, Object.freeze(row));
     this.timers.push(dueAt, rowKey);
     this.timerWork++;

@@ -1,5 +1,5 @@
 import { HandlerContractError } from '../errors.js';
-import { eventSeed, seededRandom, type CompiledApp, type Emitted } from '../procedures/index.js';
+import { emittable, eventSeed, seededRandom, type CompiledApp, type Emitted } from '../procedures/index.js';
 import type { GlobalTableView, Key } from '../state/index.js';
 import type { RoundRows } from './rows.js';
 
@@ -108,10 +108,7 @@ export class TxnContext {
 
   emit(alias: string, value: unknown, options?: { key?: string }): void {
     this.assertHandling(`emit("${alias}")`);
-    const event = this.app.events.get(alias);
-    const context = { eventType: this.eventType, partition: this.partition, offset: this.offset };
-    if (!event) throw new HandlerContractError(`emit("${alias}"): no such event in the app`, context);
-    if (!event.outputTopic) throw new HandlerContractError(`emit("${alias}"): event has no output topic; add it to the app's outputs`, context);
+    const event = emittable(this.app, alias, { eventType: this.eventType, partition: this.partition, offset: this.offset });
     this.emitted.push({ event, value, key: options?.key });
   }
 

@@ -1,6 +1,6 @@
 import { describeError, HandlerContractError } from '../errors.js';
-import { isThenable, MP_TABLE, type CompiledApp, type CompiledProcedure } from '../procedures/index.js';
-import { deepFreeze, HandlerTable, partitionForKey, type GlobalTableView, type Key, type PartitionState } from '../state/index.js';
+import { isThenable, MP_TABLE, queryContext, type CompiledProcedure } from '../procedures/index.js';
+import { deepFreeze, partitionForKey, type Key } from '../state/index.js';
 import type { BatchProtocol, LogRecord, ProtocolHost } from '../streams/index.js';
 import { TxnContext } from './context.js';
 import {
@@ -340,7 +340,7 @@ export class MultiPartitionProtocol implements BatchProtocol {
       const def = app.queries.get(name);
       try {
         if (!def) throw new Error(`no query named "${name}"`);
-        return { id, value: asJson(def.partition(liveQueryContext(app, state, globals), params), `the partial answer of query "${name}"`) };
+        return { id, value: asJson(def.partition(queryContext(app, state, globals, 'live'), params), `the partial answer of query "${name}"`) };
       } catch (err) {
         return { id, error: describeError(err) };
       }
@@ -362,19 +362,6 @@ export class MultiPartitionProtocol implements BatchProtocol {
     this.dirty = true;
     this.urgent = true;
   }
-}
-
-/** Read-only views of the live state (the open batch included): what a vote reads at its position. */
-function liveQueryContext(app: CompiledApp, state: PartitionState, globals: Record<string, GlobalTableView>) {
-  const refuse = (operation: string): void => {
-    throw new HandlerContractError(`${operation}: queries are read-only`, { partition: state.partition });
-  };
-  return {
-    tables: Object.fromEntries([...app.tables.values()].filter((t) => !t.system).map((t) => [t.name, new HandlerTable(state, t.name, refuse)])),
-    globals,
-    settings: app.settings,
-    partition: state.partition,
-  };
 }
 
 /** The input record a request was forwarded from (for its dead letter). */
