@@ -452,6 +452,20 @@ export async function privateRedis(): Promise<PrivateRedis> {
 }
 
 /** A plain ioredis client of the test (fails fast; for inspecting and corrupting snapshots). */
+/** Deletes an app's snapshots from Redis (test clean-up; never fails). */
+export async function deleteSnapshots(url: string, app: string): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const keys = await redis.keys(`farad:{${app}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+  } catch {
+    // best effort
+  } finally {
+    redis.disconnect();
+  }
+}
+
 export function testRedis(url: string): Redis {
   const client = new Redis(url, { maxRetriesPerRequest: 1 });
   client.on('error', () => undefined);

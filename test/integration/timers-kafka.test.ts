@@ -14,7 +14,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { Redis } from 'ioredis';
 import type { Admin, Consumer, Kafka, Producer } from 'kafkajs';
 import tickets from '../../examples/tickets/index.js';
 import {
@@ -30,9 +29,9 @@ import {
   sleep,
   testKafka,
   uid,
-  type ReadRecord,
 } from './helpers.js';
 import {
+  deleteSnapshots,
   describeView,
   fmt,
   kill9,
@@ -151,19 +150,6 @@ async function appCluster(
   await createTopic(admin, names.input, partitions);
   await createTopic(admin, names.output, partitions);
   return cluster;
-}
-
-async function deleteSnapshots(url: string, app: string): Promise<void> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    const keys = await redis.keys(`farad:{${app}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-  } catch {
-    // best effort
-  } finally {
-    redis.disconnect();
-  }
 }
 
 // ---- the tickets model: holds, their plans and an independent tally ----------------------------

@@ -32,13 +32,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { Redis } from 'ioredis';
 import type { Admin, Consumer, Kafka, Producer } from 'kafkajs';
 import bank from '../../examples/bank/index.js';
 import { brokers, createTopic, deleteGroups, deleteTopics, kafkaPartition, plainProducer, prng, readTopic, requireKcat, ROOT, sleep, testKafka, uid, waitFor, type ReadRecord } from './helpers.js';
-import { fmt, isRunning, kill9, outputs, readTable, spawnInstance, terminate, waitWithLogs, type Instance } from './replication-helpers.js';
+import { deleteSnapshots, fmt, isRunning, kill9, outputs, readTable, spawnInstance, terminate, waitWithLogs, type Instance } from './replication-helpers.js';
 import { bankNames, type BankNames } from './fixtures/transfers-bank-app.js';
-import { SingleObjects, type Decoded } from './single-objects.js';
+import { SingleObjects } from './single-objects.js';
 
 const BANK_FIXTURE = join(ROOT, 'test/integration/fixtures/transfers-bank-app.ts');
 const PARTITIONS = bank.spec.partitions;
@@ -475,23 +474,37 @@ async function bankCluster(t: TestContext, { replicas, redisUrl, snapshotInterva
   return cluster;
 }
 
-async function deleteSnapshots(url: string, app: string): Promise<void> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    const keys = await redis.keys(`farad:{${app}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-  } catch {
-    // best effort
-  } finally {
-    redis.disconnect();
-  }
-}
-
 async function startInstance(cluster: BankCluster, id: string, env: Record<string, string> = {}): Promise<Instance> {
   const instance = await spawnInstance(id, { ...cluster.env, ...env }, BANK_FIXTURE);
   cluster.instances.push(instance);
   return instance;
+}
+
+/**
+ * Opens the test's accounts (deposits, then withdrawals; seeded) and waits until `asker`'s
+ * consistent total shows all of them.
+ */
+async function fundAccounts(cluster: BankCluster, asker: Instance, seed: number): Promise<{ accounts: string[]; funds: Funds }> {
+  const accounts = accountNames(cluster.suffix);
+  const funds = makeFunds(accounts, seed);
+  await sendFunds(cluster.producer, cluster.names.input, funds);
+  await waitWithLogs(`the consistent total to reach deposits − withdrawals (${funds.total})`, cluster.instances, async () => (await askTotal(asker.base, 5000)).total === funds.total, {
+    timeoutMs: 30_000,
+    intervalMs: 200,
+  });
+  return { accounts, funds };
+}
+
+/** The results and the protocol's rounds read as they come, and consistent totals polled; all stopped with the cluster. */
+async function watch(cluster: BankCluster): Promise<{ watcher: ResultsWatcher; roundWatcher: RoundWatcher; poller: TotalPoller }> {
+  const { kafka, admin, names } = cluster;
+  const watcher = await ResultsWatcher.start(kafka, admin, names.results);
+  cluster.stoppers.push(() => watcher.stop());
+  const roundWatcher = await RoundWatcher.start(kafka, admin, names.protocol);
+  cluster.stoppers.push(() => roundWatcher.stop());
+  const poller = new TotalPoller(() => cluster.instances);
+  cluster.stoppers.push(() => poller.stop());
+  return { watcher, roundWatcher, poller };
 }
 
 // ---- who owns what (GET /readyz roles) ----------------------------------------------------------
@@ -976,7 +989,7 @@ function checkTotals(t: TestContext, poller: TotalPoller, funds: Funds, kills: r
 test('transfers across kill -9 of the coordinator and later of a participant (two instances, replicas 1): money conserved, one outcome each, every consistent total exact', { timeout: 175_000 }, async (t) => {
   const testStarted = Date.now();
   const cluster = await bankCluster(t, { replicas: 1 });
-  const { suffix, names, kafka, admin, producer, instances } = cluster;
+  const { suffix, names, kafka, producer, instances } = cluster;
   const a = await startInstance(cluster, `a-${suffix}`);
   const b = await startInstance(cluster, `b-${suffix}`);
   const first = await waitWithLogs('two instances, every partition active once with a standby on the other', instances, () => placement([a, b], { standbys: true, everyOwns: true }), {
@@ -985,19 +998,8 @@ test('transfers across kill -9 of the coordinator and later of a participant (tw
   });
   t.diagnostic(`settled ${Date.now() - testStarted} ms after start: ${describePlacement(first)}`);
 
-  const accounts = accountNames(suffix);
-  const funds = makeFunds(accounts, 21);
-  await sendFunds(producer, names.input, funds);
-  await waitWithLogs(`the consistent total to reach deposits − withdrawals (${funds.total})`, instances, async () => (await askTotal(a.base, 5000)).total === funds.total, {
-    timeoutMs: 30_000,
-    intervalMs: 200,
-  });
-  const watcher = await ResultsWatcher.start(kafka, admin, names.results);
-  cluster.stoppers.push(() => watcher.stop());
-  const roundWatcher = await RoundWatcher.start(kafka, admin, names.protocol);
-  cluster.stoppers.push(() => roundWatcher.stop());
-  const poller = new TotalPoller(() => cluster.instances);
-  cluster.stoppers.push(() => poller.stop());
+  const { accounts, funds } = await fundAccounts(cluster, a, 21);
+  const { watcher, roundWatcher, poller } = await watch(cluster);
 
   // ~150 transfers/s: every round has several, and each kill lands among open rounds.
   const plan = planTransfers(20_000, accounts, funds.total, suffix, 22);
@@ -1097,23 +1099,12 @@ for (const restore of ['changelog', 'snapshot'] as const) {
     const redisUrl = restore === 'snapshot' ? process.env.REDIS_URL : undefined;
     if (restore === 'snapshot') assert.ok(redisUrl, 'REDIS_URL is set (snapshots)');
     const cluster = await bankCluster(t, { replicas: 0, ...(redisUrl ? { redisUrl, snapshotIntervalMs: 1000 } : {}) });
-    const { suffix, names, kafka, admin, producer } = cluster;
+    const { suffix, names, kafka, producer } = cluster;
     const firstInstance = await startInstance(cluster, `solo-${suffix}`);
     await waitWithLogs('the instance to own every partition', [firstInstance], () => placement([firstInstance]), { timeoutMs: 60_000, intervalMs: 250 });
 
-    const accounts = accountNames(suffix);
-    const funds = makeFunds(accounts, 31);
-    await sendFunds(producer, names.input, funds);
-    await waitWithLogs(`the consistent total to reach ${funds.total}`, [firstInstance], async () => (await askTotal(firstInstance.base, 5000)).total === funds.total, {
-      timeoutMs: 30_000,
-      intervalMs: 200,
-    });
-    const watcher = await ResultsWatcher.start(kafka, admin, names.results);
-    cluster.stoppers.push(() => watcher.stop());
-    const roundWatcher = await RoundWatcher.start(kafka, admin, names.protocol);
-    cluster.stoppers.push(() => roundWatcher.stop());
-    const poller = new TotalPoller(() => cluster.instances);
-    cluster.stoppers.push(() => poller.stop());
+    const { accounts, funds } = await fundAccounts(cluster, firstInstance, 31);
+    const { watcher, roundWatcher, poller } = await watch(cluster);
     const plan = planTransfers(20_000, accounts, funds.total, suffix, 32);
     const stream = new TransferStream(producer, names.input, plan, { perTick: 15, tickMs: 100 });
     cluster.stoppers.push(() => stream.stop());
@@ -1192,10 +1183,7 @@ test('consistent queries on Kafka (two instances): latency idle, with 8 clients 
   const view = await waitWithLogs('two instances, every partition active once', instances, () => placement([a, b], { everyOwns: true }), { timeoutMs: 60_000, intervalMs: 250 });
   const coordinator = coordinatorOf(view, [a, b]);
   const other = coordinator === a ? b : a;
-  const accounts = accountNames(suffix);
-  const funds = makeFunds(accounts, 41);
-  await sendFunds(producer, names.input, funds);
-  await waitWithLogs(`the consistent total to reach ${funds.total}`, instances, async () => (await askTotal(a.base, 5000)).total === funds.total, { timeoutMs: 30_000, intervalMs: 200 });
+  const { accounts, funds } = await fundAccounts(cluster, a, 41);
 
   const summary = (answers: ReadonlyArray<{ ms: number; status: number; total?: number }>, seconds?: number): string => {
     const ms = answers.filter((x) => x.status === 200).map((x) => x.ms);
@@ -1267,17 +1255,11 @@ test(
   },
   async (t) => {
     const cluster = await bankCluster(t, { replicas: 0 });
-    const { suffix, names, kafka, admin, producer, instances } = cluster;
+    const { suffix, names, kafka, producer, instances } = cluster;
     const solo = await startInstance(cluster, `burst-${suffix}`);
     await waitWithLogs('the instance to own every partition', instances, () => placement([solo]), { timeoutMs: 60_000, intervalMs: 250 });
-    const accounts = accountNames(suffix);
-    const funds = makeFunds(accounts, 51);
-    await sendFunds(producer, names.input, funds);
-    await waitWithLogs(`the consistent total to reach ${funds.total}`, instances, async () => (await askTotal(solo.base, 5000)).total === funds.total, { timeoutMs: 30_000, intervalMs: 200 });
-    const watcher = await ResultsWatcher.start(kafka, admin, names.results);
-    cluster.stoppers.push(() => watcher.stop());
-    const poller = new TotalPoller(() => cluster.instances);
-    cluster.stoppers.push(() => poller.stop());
+    const { accounts, funds } = await fundAccounts(cluster, solo, 51);
+    const { watcher, poller } = await watch(cluster);
 
     const sent = planTransfers(BURST, accounts, funds.total, suffix, 52);
     const sentAt = Date.now();
