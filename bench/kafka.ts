@@ -21,6 +21,7 @@ import {
   deleteTopics,
   endSum,
   metricValues,
+  processCpuSeconds,
   progress,
   progressEvery,
   quantile,
@@ -237,6 +238,8 @@ export async function rawPipe(ctx: BenchContext, bench: KafkaBench, n: number): 
 interface EosRun {
   result: Drain;
   dead: number;
+  /** CPU seconds the farad processes used while the clock ran. */
+  cpuSeconds: number;
   standbyLag: string;
   profiles: Array<{ title: string; file: string }>;
 }
@@ -259,9 +262,12 @@ async function eosRun(ctx: BenchContext, bench: KafkaBench, n: number, count: nu
     // (farad_standby_lag_records appears with the first fetched batch), so give them 3 s.
     if (replicas > 0) await sleep(3_000);
     let result: Drain;
+    let cpuSeconds = NaN;
     try {
       await toggleProfiles(instances, 'start');
+      const cpuBefore = instances.map((i) => processCpuSeconds(i.process.pid));
       result = await drain(label, bench.admin, names.app, input, n, aliveCheck(instances), drainTimeout(n), release);
+      cpuSeconds = instances.reduce((sum, i, at) => sum + processCpuSeconds(i.process.pid) - cpuBefore[at]!, 0);
       await toggleProfiles(instances, 'stop');
     } catch (err) {
       const logs = instances.map((i) => `--- ${i.id} (last lines) ---\n${i.output().split('\n').slice(-15).join('\n')}`).join('\n');
@@ -275,7 +281,8 @@ async function eosRun(ctx: BenchContext, bench: KafkaBench, n: number, count: nu
     const dead = await endSum(bench.admin, names.dlq).catch(() => NaN);
     progress(`${label}: ${Math.round(result.rate).toLocaleString('en-US')} votes/s`);
     const profiles = instances.filter((i) => i.profileFile).map((i) => ({ title: `${label} farad instance ${i.id} (measured window)`, file: i.profileFile! }));
-    return { result, dead, standbyLag, profiles };
+    progress(`${label}: ${((cpuSeconds / (n - result.before)) * 1e6).toFixed(1)} µs of farad CPU per vote`);
+    return { result, dead, cpuSeconds, standbyLag, profiles };
   } finally {
     for (const instance of instances) await terminate(instance);
   }
@@ -294,6 +301,7 @@ export async function eos(ctx: BenchContext, bench: KafkaBench, n: number, k: 0 
   }
   const raw = ctx.results.get('kafka-raw-pipe')?.eventsPerSec ?? null;
   const { result } = run;
+  const cpuMicros = (run.cpuSeconds / (n - result.before)) * 1e6;
   return {
     rows: [
       {
@@ -308,13 +316,14 @@ export async function eos(ctx: BenchContext, bench: KafkaBench, n: number, k: 0 
     ],
     details: [
       `${count} farad instance(s) (\`node --import tsx src/cli/main.ts run\`, transport kafka, replicas ${k}${k > 0 ? ": each instance follows the other's changelog as a warm standby" : ''}), Voter with ${PARTITIONS} partitions, commitIntervalMs 100, maxBatchRecords 10000. The votes were written beforehand in one open transaction, invisible to read_committed readers; the clock starts when that transaction commits — once every partition is active${k > 0 ? ' and has had 3 s to start its standby copies' : ''} — and stops when the group's committed offsets reach the end (polled every 50 ms): ${result.seconds.toFixed(2)} s for ${n.toLocaleString('en-US')} votes. Dead letters: ${run.dead}.${run.standbyLag}`,
+      `CPU of the farad process${count > 1 ? 'es' : ''} while the clock ran: ${run.cpuSeconds.toFixed(2)} s, ${cpuMicros.toFixed(1)} µs per vote (user + system from /proc, all threads).`,
       ...(controlRate !== undefined
         ? [
             `Control run (not a scenario of its own): two instances with replicas 0 on ${Math.round(n / 2).toLocaleString('en-US')} votes: ${Math.round(controlRate).toLocaleString('en-US')} votes/s, so the standby copies themselves cost ${((1 - result.rate / controlRate) * 100).toFixed(1)}% at equal instance count.`,
           ]
         : []),
     ],
-    ...(controlRate !== undefined ? { metrics: { controlRate } } : {}),
+    metrics: { cpuMicrosPerEvent: cpuMicros, ...(controlRate !== undefined ? { controlRate } : {}) },
     ...(run.profiles.length > 0 ? { profiles: run.profiles } : {}),
   };
 }

@@ -1,4 +1,5 @@
 import './read-committed.js';
+import './fast-produce.js';
 import { AssignerProtocol, type PartitionAssigner } from 'kafkajs';
 import type { MembershipPolicy } from '../event-log.js';
 

@@ -1,4 +1,5 @@
 import './read-committed.js';
+import './fast-produce.js';
 import { readFileSync } from 'node:fs';
 import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';

@@ -25,17 +25,40 @@ function headersOf(headers: IHeaders | undefined): Record<string, string> {
 }
 
 /**
- * Most messages per `sendBatch` call. kafkajs 2.2.4 groups a call's messages per partition by
- * copying the partition's array for every message (quadratic), so large batches are sent in
- * slices; sequential calls on a producer with one request in flight keep per-partition order.
+ * Most bytes (keys, values, headers and a record's framing) per `sendBatch` call: one call is one
+ * record batch per partition, and brokers refuse batches over `message.max.bytes` (1 MiB by
+ * default). Sequential calls on a producer with one request in flight keep per-partition order.
  */
-export const SEND_SLICE = 1_000;
+export const SEND_SLICE_BYTES = 900_000;
+/** Framing of one record in a v2 batch, at most (length, attributes, deltas, lengths). */
+const RECORD_OVERHEAD = 24;
 
-/** Record slices of at most SEND_SLICE, each grouped by topic as kafkajs `sendBatch` wants them. */
-export function toTopicMessageSlices(records: readonly OutRecord[]): Array<Array<{ topic: string; messages: Message[] }>> {
+/**
+ * Record slices of at most SEND_SLICE_BYTES, each grouped by topic as kafkajs `sendBatch` wants
+ * them. Without farad's grouping in kafkajs (fast-produce.ts), which is quadratic in the messages
+ * per partition of one call, slices also hold at most `maxMessages`.
+ */
+export function toTopicMessageSlices(records: readonly OutRecord[], maxMessages = Infinity): Array<Array<{ topic: string; messages: Message[] }>> {
   const slices: Array<Array<{ topic: string; messages: Message[] }>> = [];
-  for (let i = 0; i < records.length; i += SEND_SLICE) slices.push(toTopicMessages(records.slice(i, i + SEND_SLICE)));
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < records.length; i++) {
+    const size = recordBytes(records[i]!);
+    if (i > start && (bytes + size > SEND_SLICE_BYTES || i - start >= maxMessages)) {
+      slices.push(toTopicMessages(records.slice(start, i)));
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+  }
+  if (start < records.length) slices.push(toTopicMessages(start === 0 ? records : records.slice(start)));
   return slices;
+}
+
+function recordBytes(r: OutRecord): number {
+  let size = RECORD_OVERHEAD + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+  if (r.headers) for (const name in r.headers) size += 10 + name.length + Buffer.byteLength(r.headers[name]!);
+  return size;
 }
 
 /** Groups records by topic, as kafkajs `sendBatch` wants them, keeping their order. */
@@ -44,13 +67,9 @@ export function toTopicMessages(records: readonly OutRecord[]): Array<{ topic: s
   for (const r of records) {
     let messages = byTopic.get(r.topic);
     if (!messages) byTopic.set(r.topic, (messages = []));
-    messages.push({
-      partition: r.partition,
-      key: r.key,
-      value: r.value,
-      timestamp: String(r.timestamp),
-      ...(r.headers ? { headers: { ...r.headers } } : {}),
-    });
+    // Numeric timestamps go through farad's encoder (fast-produce.ts) as they are; kafkajs's own
+    // types ask for strings, and its encoder accepts both.
+    messages.push({ partition: r.partition, key: r.key, value: r.value, timestamp: r.timestamp as unknown as string, ...(r.headers ? { headers: r.headers } : {}) });
   }
   return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
 }
