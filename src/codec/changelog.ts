@@ -30,9 +30,14 @@ function fingerprintHex(value: Buffer): string {
   return hex;
 }
 
+/** The changelog key of a row: the JSON text `[table, key]`. */
 export function encodeChangeKey(table: string, key: Key): Buffer {
-  return Buffer.from(JSON.stringify([table, key]));
+  let prefix = keyPrefixes.get(table);
+  if (prefix === undefined) keyPrefixes.set(table, (prefix = `[${JSON.stringify(table)},`));
+  // JSON.stringify of a safe integer is its decimal digits; only string keys need quoting.
+  return Buffer.from(`${prefix}${typeof key === 'number' ? key : JSON.stringify(key)}]`);
 }
+const keyPrefixes = new Map<string, string>();
 
 export function decodeChangeKey(bytes: Buffer): { table: string; key: Key } {
   let parsed: unknown;

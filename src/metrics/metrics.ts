@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { PARTITION_ROLES, type PartitionObserver, type PartitionRole } from '../partition/index.js';
 import type { SnapshotObserver } from '../replication/index.js';
 import type { DeadLetterReason } from '../streams/index.js';
+import { EventHistogram, type HistogramSeries } from './event-histogram.js';
 
 /** Every metric farad exposes, by name. The catalogue in docs/METRICS.md lists the same names. */
 export const METRIC = {
@@ -38,7 +39,7 @@ export const METRIC = {
 export class FaradMetrics implements PartitionObserver, SnapshotObserver {
   readonly registry = new Registry();
   private readonly eventsProcessed: Counter<'event_type' | 'partition' | 'outcome'>;
-  private readonly handlerDuration: Histogram<'event_type'>;
+  private readonly handlerDuration: EventHistogram;
   private readonly commitDuration: Histogram;
   private readonly batchRecords: Histogram;
   private readonly commitFailures: Counter<'partition'>;
@@ -60,7 +61,7 @@ export class FaradMetrics implements PartitionObserver, SnapshotObserver {
   private readonly timersFired: Counter<'timer' | 'partition'>;
   private readonly timerLateness: Histogram<'timer'>;
   // Label lookups cost more than an observation; children are cached per event type.
-  private readonly durationChildren = new Map<string, { observe(v: number): void }>();
+  private readonly durationChildren = new Map<string, HistogramSeries>();
 
   constructor(
     stateKeys: () => Iterable<{ table: string; partition: number; keys: number; bytes: number }>,
@@ -76,10 +77,11 @@ export class FaradMetrics implements PartitionObserver, SnapshotObserver {
       labelNames: ['event_type', 'partition', 'outcome'],
       registers,
     });
-    this.handlerDuration = new Histogram({
+    // Observed on every event: farad's own histogram, not prom-client's.
+    this.handlerDuration = new EventHistogram({
       name: METRIC.handlerDuration,
       help: 'Time spent in one handler call.',
-      labelNames: ['event_type'],
+      labelName: 'event_type',
       buckets: [0.000005, 0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
       registers,
     });

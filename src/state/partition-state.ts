@@ -2,7 +2,7 @@ import type avro from 'avsc';
 import { HandlerContractError, SchemaValidationError, WrongPartitionError } from '../errors.js';
 import { partitionForKey } from './partitioner.js';
 import { compareKeys, firstIndexAfter, TableStore, type Key } from './table-store.js';
-import { checkKey, deepFreeze, describeInvalid, type TableKeyType } from './validate.js';
+import { checkKey, describeInvalid, fitsSchema, freezerFor, type TableKeyType } from './validate.js';
 
 /** What the state layer needs to know about a table. */
 export interface TableSchema {
@@ -28,17 +28,17 @@ export interface ScanRequest {
 const ABSENT: unique symbol = Symbol('absent');
 type Prior = unknown | typeof ABSENT;
 
-interface UndoEntry {
-  readonly table: string;
+/**
+ * One table of the partition, looked up once (a handler's table view keeps it): its rows,
+ * schema and the open batch's changed keys.
+ */
+export interface TableSlot {
+  readonly schema: TableSchema;
   readonly store: TableStore;
-  readonly key: Key;
-  readonly prev: Prior;
-}
-
-interface CommittedRow {
-  readonly prev: Prior;
-  /** Index in the undo log of the write that captured `prev`. */
-  readonly undoIndex: number;
+  /** Keys the open batch changed → index in the undo log of the write that saw their committed value. */
+  readonly dirty: Map<Key, number>;
+  /** Freezes a row of this table (compiled from its schema). */
+  readonly freeze: (row: unknown) => unknown;
 }
 
 /** Where the handler currently is, for error messages. */
@@ -54,10 +54,11 @@ export interface EventPosition {
  * queries read-committed reads while a batch is open and gives the changelog its batch delta.
  */
 export class PartitionState {
-  private readonly stores = new Map<string, TableStore>();
-  private readonly schemas = new Map<string, TableSchema>();
-  private undo: UndoEntry[] = [];
-  private readonly committed = new Map<string, Map<Key, CommittedRow>>();
+  private readonly slots = new Map<string, TableSlot>();
+  // The undo log as parallel arrays: a write allocates no object.
+  private undoSlots: TableSlot[] = [];
+  private undoKeys: Key[] = [];
+  private undoPrev: Prior[] = [];
   /** Position of the event being handled; set by the batch processor for error context. */
   readonly position: EventPosition = {};
 
@@ -67,60 +68,70 @@ export class PartitionState {
     tables: Iterable<TableSchema>,
   ) {
     for (const table of tables) {
-      this.stores.set(table.name, new TableStore());
-      this.schemas.set(table.name, table);
-      this.committed.set(table.name, new Map());
+      this.slots.set(table.name, { schema: table, store: new TableStore(), dirty: new Map(), freeze: freezerFor(table.valueType) });
     }
   }
 
   tableNames(): IterableIterator<string> {
-    return this.stores.keys();
+    return this.slots.keys();
+  }
+
+  slot(table: string): TableSlot {
+    const slot = this.slots.get(table);
+    if (!slot) throw new HandlerContractError(`no table "${table}"`, { table, partition: this.partition });
+    return slot;
   }
 
   schemaOf(table: string): TableSchema {
-    const schema = this.schemas.get(table);
-    if (!schema) throw new HandlerContractError(`no table "${table}"`, { table, partition: this.partition });
-    return schema;
+    return this.slot(table).schema;
   }
 
   store(table: string): TableStore {
-    const store = this.stores.get(table);
-    if (!store) throw new HandlerContractError(`no table "${table}"`, { table, partition: this.partition });
-    return store;
+    return this.slot(table).store;
   }
 
   /** Rows per table, for metrics. */
   sizes(): Map<string, number> {
-    return new Map([...this.stores].map(([name, store]) => [name, store.size]));
+    return new Map([...this.slots].map(([name, slot]) => [name, slot.store.size]));
   }
 
   // ---- transactional writes -------------------------------------------------------------
 
   /** Writes (value) or deletes (undefined) a row inside the open transaction. */
   write(table: string, key: Key, value: unknown): void {
-    const store = this.store(table);
-    const prev = store.has(key) ? store.get(key) : ABSENT;
-    const dirty = this.committed.get(table)!;
-    if (!dirty.has(key)) dirty.set(key, { prev, undoIndex: this.undo.length });
-    this.undo.push({ table, store, key, prev });
+    this.writeTo(this.slot(table), key, value);
+  }
+
+  writeTo(slot: TableSlot, key: Key, value: unknown): void {
+    const { store, dirty } = slot;
+    // Stored rows are never undefined: undefined means absent.
+    const stored = store.get(key);
+    const at = this.undoKeys.length;
+    if (!dirty.has(key)) dirty.set(key, at);
+    this.undoSlots.push(slot);
+    this.undoKeys.push(key);
+    this.undoPrev.push(stored === undefined ? ABSENT : stored);
     if (value === undefined) store.delete(key);
     else store.set(key, value);
   }
 
   savepoint(): number {
-    return this.undo.length;
+    return this.undoKeys.length;
   }
 
   /** Undoes every write made after `savepoint`, newest first. */
   rollbackTo(savepoint: number): void {
-    for (let i = this.undo.length - 1; i >= savepoint; i--) {
-      const entry = this.undo[i]!;
-      if (entry.prev === ABSENT) entry.store.delete(entry.key);
-      else entry.store.set(entry.key, entry.prev);
-      const dirty = this.committed.get(entry.table)!;
-      if (dirty.get(entry.key)?.undoIndex === i) dirty.delete(entry.key);
+    for (let i = this.undoKeys.length - 1; i >= savepoint; i--) {
+      const slot = this.undoSlots[i]!;
+      const key = this.undoKeys[i]!;
+      const prev = this.undoPrev[i];
+      if (prev === ABSENT) slot.store.delete(key);
+      else slot.store.set(key, prev);
+      if (slot.dirty.get(key) === i) slot.dirty.delete(key);
     }
-    this.undo.length = savepoint;
+    this.undoSlots.length = savepoint;
+    this.undoKeys.length = savepoint;
+    this.undoPrev.length = savepoint;
   }
 
   /** Undoes the whole open batch. */
@@ -131,8 +142,7 @@ export class PartitionState {
   /** Rows changed by the open batch with their current values: the changelog delta. */
   changes(): RowChange[] {
     const out: RowChange[] = [];
-    for (const [table, dirty] of this.committed) {
-      const store = this.stores.get(table)!;
+    for (const [table, { store, dirty }] of this.slots) {
       for (const key of dirty.keys()) out.push({ table, key, value: store.get(key) });
     }
     return out;
@@ -140,44 +150,52 @@ export class PartitionState {
 
   /** The open batch is durable: its writes become the committed state. */
   markCommitted(): void {
-    this.undo = [];
-    for (const dirty of this.committed.values()) dirty.clear();
+    this.undoSlots = [];
+    this.undoKeys = [];
+    this.undoPrev = [];
+    for (const slot of this.slots.values()) slot.dirty.clear();
   }
 
   get inTransaction(): boolean {
-    return this.undo.length > 0;
+    return this.undoKeys.length > 0;
   }
 
   /** Applies a row from the changelog or a snapshot, outside any transaction. */
   applyRestored(table: string, key: Key, value: unknown): void {
-    const store = this.stores.get(table);
-    if (!store) return; // a table the app no longer has
-    if (value === undefined) store.delete(key);
-    else store.set(key, deepFreeze(value));
+    const slot = this.slots.get(table);
+    if (!slot) return; // a table the app no longer has
+    if (value === undefined) slot.store.delete(key);
+    else slot.store.set(key, slot.freeze(value));
   }
 
   clear(): void {
-    this.undo = [];
-    for (const store of this.stores.values()) store.clear();
-    for (const dirty of this.committed.values()) dirty.clear();
+    this.markCommitted();
+    for (const slot of this.slots.values()) slot.store.clear();
+  }
+
+  /** The committed value of a key the open batch changed (ABSENT: it had none); undefined if unchanged. */
+  private committedPrior(slot: TableSlot, key: Key): Prior | undefined {
+    const at = slot.dirty.get(key);
+    return at === undefined ? undefined : this.undoPrev[at];
   }
 
   // ---- read-committed reads ---------------------------------------------------------------
 
   readCommitted(table: string, key: Key): unknown {
-    const row = this.committed.get(table)?.get(key);
-    if (row) return row.prev === ABSENT ? undefined : row.prev;
-    return this.store(table).get(key);
+    const slot = this.slot(table);
+    const prior = this.committedPrior(slot, key);
+    if (prior !== undefined) return prior === ABSENT ? undefined : prior;
+    return slot.store.get(key);
   }
 
   /** Committed rows in ascending key order. */
   scanCommitted(table: string, request: ScanRequest = {}): Array<[Key, unknown]> {
-    const store = this.store(table);
-    const dirty = this.committed.get(table)!;
+    const slot = this.slot(table);
+    const { store, dirty } = slot;
     const limit = request.limit ?? Infinity;
     const live = store.keys();
     // Keys deleted by the open batch are committed rows the live store no longer has.
-    const deleted = dirty.size === 0 ? [] : [...dirty].filter(([k, r]) => r.prev !== ABSENT && !store.has(k)).map(([k]) => k).sort(compareKeys);
+    const deleted = dirty.size === 0 ? [] : [...dirty.keys()].filter((k) => this.committedPrior(slot, k) !== ABSENT && !store.has(k)).sort(compareKeys);
     const out: Array<[Key, unknown]> = [];
     let i = firstIndexAfter(live, request.after);
     let j = firstIndexAfter(deleted, request.after);
@@ -192,12 +210,13 @@ export class PartitionState {
   }
 
   committedSize(table: string): number {
-    const store = this.store(table);
-    let size = store.size;
-    for (const [key, row] of this.committed.get(table)!) {
-      const nowPresent = store.has(key);
-      if (row.prev === ABSENT && nowPresent) size--;
-      else if (row.prev !== ABSENT && !nowPresent) size++;
+    const slot = this.slot(table);
+    let size = slot.store.size;
+    for (const key of slot.dirty.keys()) {
+      const wasPresent = this.committedPrior(slot, key) !== ABSENT;
+      const nowPresent = slot.store.has(key);
+      if (!wasPresent && nowPresent) size--;
+      else if (wasPresent && !nowPresent) size++;
     }
     return size;
   }
@@ -209,31 +228,30 @@ export class PartitionState {
    * the row to store: with the defaults of fields it left out filled in, as the changelog round
    * trip would give them, so a restored or standby copy equals the active one.
    */
-  checkWrite(table: string, key: Key, value: unknown): unknown {
-    this.checkWritableKey(table, key);
-    const type = this.schemaOf(table).valueType;
-    const invalid = describeInvalid(type, value);
-    if (invalid) {
-      throw new SchemaValidationError(`table "${table}", key ${JSON.stringify(key)}: ${invalid.message}`, {
-        ...this.errorContext(table),
-        field: invalid.field,
-      });
+  checkWrite(table: string | TableSlot, key: Key, value: unknown): unknown {
+    const slot = typeof table === 'string' ? this.slot(table) : table;
+    this.checkWritableKey(slot, key);
+    const type = slot.schema.valueType;
+    if (!fitsSchema(type, value)) {
+      const name = slot.schema.name;
+      const invalid = describeInvalid(type, value) ?? { field: '', message: `value does not match schema ${type.name ?? type.typeName}` };
+      throw new SchemaValidationError(`table "${name}", key ${JSON.stringify(key)}: ${invalid.message}`, { ...this.errorContext(name), field: invalid.field });
     }
     return hasDefaults(type) ? type.clone(value) : value;
   }
 
   /** Validates the key of a handler's put or delete: its type and its partition. */
-  checkWritableKey(table: string, key: Key): void {
-    const schema = this.schemaOf(table);
+  checkWritableKey(table: string | TableSlot, key: Key): void {
+    const { schema } = typeof table === 'string' ? this.slot(table) : table;
     const keyProblem = checkKey(schema.keyType, key);
-    if (keyProblem) throw new HandlerContractError(`table "${table}": key ${JSON.stringify(key)} ${keyProblem}`, this.errorContext(table));
+    if (keyProblem) throw new HandlerContractError(`table "${schema.name}": key ${JSON.stringify(key)} ${keyProblem}`, this.errorContext(schema.name));
     if (schema.scope === 'partitioned') {
       const owner = partitionForKey(String(key), this.partitionCount);
       if (owner !== this.partition) {
         throw new WrongPartitionError(
-          `table "${table}": key ${JSON.stringify(key)} belongs to partition ${owner}, not ${this.partition}; ` +
+          `table "${schema.name}": key ${JSON.stringify(key)} belongs to partition ${owner}, not ${this.partition}; ` +
             'a handler may only write keys of its own partition (emit an event keyed by that key instead)',
-          this.errorContext(table),
+          this.errorContext(schema.name),
         );
       }
     }

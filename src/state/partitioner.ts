@@ -33,9 +33,16 @@ export function partitionForKey(key: string | Uint8Array, numPartitions: number)
   if (!(numPartitions > 0 && (numPartitions | 0) === numPartitions)) {
     throw new RangeError(`numPartitions must be a positive integer, got ${numPartitions}`);
   }
-  const h = typeof key === 'string' ? murmur2String(key) : murmur2Range(key, key.length);
-  return (h & 0x7fffffff) % numPartitions;
+  if (typeof key !== 'string') return (murmur2Range(key, key.length) & 0x7fffffff) % numPartitions;
+  // A handler's writes and emits usually hash the key its event was routed by, again.
+  if (key !== lastKey) {
+    lastKey = key;
+    lastHash = murmur2String(key) & 0x7fffffff;
+  }
+  return lastHash % numPartitions;
 }
+let lastKey: string | undefined;
+let lastHash = 0;
 
 /** murmur2 of a string's UTF-8 bytes, without allocating for the common ASCII case. */
 function murmur2String(key: string): number {

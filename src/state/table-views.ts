@@ -1,6 +1,5 @@
-import type { PartitionState, ScanRequest } from './partition-state.js';
+import type { PartitionState, ScanRequest, TableSlot } from './partition-state.js';
 import { compareKeys, scanSorted, type Key } from './table-store.js';
-import { deepFreeze } from './validate.js';
 
 /** The read side every table view offers (matches the authoring API's `ReadonlyTable`). */
 export interface TableReader {
@@ -19,41 +18,49 @@ const alwaysWritable = (): void => {};
 
 /** A table as a handler sees it: live reads, writes checked and recorded in the undo log. */
 export class HandlerTable implements TableWriter {
+  private readonly slot: TableSlot;
+  private readonly putCall: string;
+  private readonly deleteCall: string;
+
   constructor(
     private readonly state: PartitionState,
-    private readonly table: string,
+    table: string,
     /** Throws when writes are not allowed now (the handler that holds this table returned). */
     private readonly assertWritable: (operation: string) => void = alwaysWritable,
-  ) {}
+  ) {
+    this.slot = state.slot(table);
+    this.putCall = `${table}.put()`;
+    this.deleteCall = `${table}.delete()`;
+  }
 
   get(key: Key): unknown {
-    return this.state.store(this.table).get(key);
+    return this.slot.store.get(key);
   }
 
   has(key: Key): boolean {
-    return this.state.store(this.table).has(key);
+    return this.slot.store.has(key);
   }
 
   get size(): number {
-    return this.state.store(this.table).size;
+    return this.slot.store.size;
   }
 
   scan(options: ScanRequest = {}): Array<[Key, unknown]> {
-    const store = this.state.store(this.table);
+    const { store } = this.slot;
     return scanSorted(store.keys(), (key) => store.get(key), options);
   }
 
   put(key: Key, value: unknown): void {
-    this.assertWritable(`${this.table}.put()`);
-    const row = this.state.checkWrite(this.table, key, value);
-    this.state.write(this.table, key, deepFreeze(row));
+    this.assertWritable(this.putCall);
+    const row = this.state.checkWrite(this.slot, key, value);
+    this.state.writeTo(this.slot, key, this.slot.freeze(row));
   }
 
   delete(key: Key): boolean {
-    this.assertWritable(`${this.table}.delete()`);
-    this.state.checkWritableKey(this.table, key);
-    if (!this.state.store(this.table).has(key)) return false;
-    this.state.write(this.table, key, undefined);
+    this.assertWritable(this.deleteCall);
+    this.state.checkWritableKey(this.slot, key);
+    if (!this.slot.store.has(key)) return false;
+    this.state.writeTo(this.slot, key, undefined);
     return true;
   }
 }

@@ -15,6 +15,16 @@ export function describeInvalid(type: avro.Type, value: unknown): Invalid | unde
   return describeMismatch(type, value) ?? describeNonUnicode(type, value);
 }
 
+const STRICT = { noUndeclaredFields: true };
+
+/**
+ * True when `value` fits `type` as describeInvalid defines it. The check on every write: no
+ * closure or path is built unless it fails (then describeInvalid says why).
+ */
+export function fitsSchema(type: avro.Type, value: unknown): boolean {
+  return type.isValid(value, STRICT) && compileUnicodeCheck(type)(value) === undefined;
+}
+
 function describeMismatch(type: avro.Type, value: unknown): Invalid | undefined {
   let first: Invalid | undefined;
   const ok = type.isValid(value, {
@@ -194,6 +204,29 @@ export function checkKey(keyType: TableKeyType, key: unknown): string | undefine
   if (keyType === 'int' && (key < -2147483648 || key > 2147483647)) return 'is outside the int range';
   return undefined;
 }
+
+type Freezer = (value: unknown) => unknown;
+const freezers = new WeakMap<avro.Type, Freezer>();
+
+/**
+ * deepFreeze for values of `type`, compiled once: a record whose fields hold no objects is one
+ * `Object.freeze`, without looking at its values. Values must fit the type (rows are checked first).
+ */
+export function freezerFor(type: avro.Type): Freezer {
+  const known = freezers.get(type);
+  if (known) return known;
+  let freezer: Freezer = deepFreeze;
+  if (type.typeName === 'record' || type.typeName === 'error') {
+    const fields = (type as unknown as { fields: ReadonlyArray<{ type: avro.Type }> }).fields;
+    if (fields.every((f) => FLAT.has(f.type.typeName))) freezer = Object.freeze;
+  } else if (FLAT.has(type.typeName)) {
+    freezer = (value) => value;
+  }
+  freezers.set(type, freezer);
+  return freezer;
+}
+/** Types whose values are never objects that could be changed (bytes and fixed are Buffers, which cannot be frozen). */
+const FLAT = new Set(['null', 'boolean', 'int', 'long', 'float', 'double', 'string', 'enum']);
 
 /** Freezes a value and everything it holds, so table rows cannot change outside a put. */
 export function deepFreeze<V>(value: V): V {
