@@ -140,7 +140,7 @@ interface Drain {
  * From now until `group` has committed all `total` records of `topic`: the rate over what was
  * left when the clock started. Polls the committed offsets every 50 ms.
  */
-async function drain(
+export async function drain(
   label: string,
   admin: Admin,
   group: string,
@@ -179,7 +179,7 @@ async function drain(
   }
 }
 
-function aliveCheck(children: readonly Child[]): () => void {
+export function aliveCheck(children: readonly Child[]): () => void {
   return () => {
     for (const child of children) {
       if (!child.running()) throw new Error(`${child.name} exited during the measurement:\n${child.output().slice(-4000)}`);
@@ -187,7 +187,7 @@ function aliveCheck(children: readonly Child[]): () => void {
   };
 }
 
-function drainTimeout(n: number): number {
+export function drainTimeout(n: number): number {
   return Math.max(120_000, n); // at least 1000 records/s
 }
 
@@ -410,6 +410,8 @@ interface LatencyRun {
   p99: number;
   max: number;
   achieved: number;
+  /** Votes sent, warm-up included. */
+  sent: number;
   measured: number;
   missing: number;
   ackP50: number;
@@ -420,7 +422,7 @@ interface LatencyRun {
  * Paced votes into `input`, results read back from `output` by a read_committed consumer; per
  * vote: time its result was fetched − time it was handed to the producer.
  */
-async function measureLatency(
+export async function measureLatency(
   label: string,
   bench: KafkaBench,
   input: string,
@@ -478,6 +480,7 @@ async function measureLatency(
       p99: quantile(latencies, 0.99),
       max: quantile(latencies, 1),
       achieved: total / producedSeconds,
+      sent: total,
       measured: latencies.length,
       missing,
       ackP50: quantile(paced.ackMs, 0.5),
@@ -508,16 +511,19 @@ export async function latency(ctx: BenchContext, bench: KafkaBench, seconds: num
   const names = benchVoterNames(suffix, input);
   await createTopic(bench.admin, input, PARTITIONS);
   bench.track([input, names.output, names.changelog, names.dlq], [names.app]);
-  const instance = await spawnFarad('latency-a', { brokers: ctx.brokers, suffix, input, replicas: 0, cpuProfDir: ctx.profileDir, env: { FARAD_COMMIT_INTERVAL_MS: '100' } });
+  const instance = await spawnFarad('latency-a', { brokers: ctx.brokers, suffix, input, replicas: 0, cpuProfDir: ctx.profileDir, env: {} });
   let farad: LatencyRun;
   let commit: { mean: number; count: number };
   let batch: { mean: number; count: number };
+  let cpuPerVote = NaN;
   try {
     await waitForPlacement([instance], PARTITIONS, 180_000);
     await waitFor('output topic', async () => (await bench.admin.listTopics()).includes(names.output));
     const c0 = await histogramMean(instance, 'farad_commit_duration_seconds');
     await toggleProfiles([instance], 'start');
+    const cpu0 = processCpuSeconds(instance.process.pid);
     farad = await measureLatency('latency', bench, input, names.output, rate, seconds, warmupSeconds, instance);
+    cpuPerVote = ((processCpuSeconds(instance.process.pid) - cpu0) / Math.max(1, farad.sent)) * 1e6;
     await toggleProfiles([instance], 'stop');
     const c1 = await histogramMean(instance, 'farad_commit_duration_seconds');
     commit = { mean: (c1.mean * c1.count - (c0.count > 0 ? c0.mean * c0.count : 0)) / Math.max(1, c1.count - c0.count), count: c1.count - c0.count };
@@ -553,9 +559,9 @@ export async function latency(ctx: BenchContext, bench: KafkaBench, seconds: num
   return {
     rows: [{ scenario: 'latency', eventsPerSec: round(farad.achieved), p50Ms: round(farad.p50, 1), p99Ms: round(farad.p99, 1), baseline: null, baselineEventsPerSec: null, ratio: null }],
     details: [
-      `One farad instance (replicas 0, commitIntervalMs 100). A paced producer in the bench process sends ${Math.round(rate).toLocaleString('en-US')} votes/s (${rateSource}) every 5 ms, acks=all; a read_committed consumer (maxWaitTimeInMs 10) reads the results. Latency per vote = time its result was fetched − time it was handed to the producer (same clock; the phone number carries the sequence number).`,
+      `One farad instance (replicas 0, default batching: commitLingerMs 20, commitIntervalMs 100). A paced producer in the bench process sends ${Math.round(rate).toLocaleString('en-US')} votes/s (${rateSource}) every 5 ms, acks=all; a read_committed consumer (maxWaitTimeInMs 10) reads the results. Latency per vote = time its result was fetched − time it was handed to the producer (same clock; the phone number carries the sequence number).`,
       `\`eventsPerSec\` is the rate actually offered (${farad.achieved.toFixed(0)} votes/s). ${farad.measured.toLocaleString('en-US')} votes measured after ${warmupSeconds} s of warm-up; max ${farad.max.toFixed(1)} ms${farad.missing ? `; ${farad.missing} votes got no result within 30 s (left out)` : ''}. Producer acks took p50 ${farad.ackP50.toFixed(1)} / p99 ${farad.ackP99.toFixed(1)} ms.`,
-      `farad's own metrics over the run: ${commit.count} batch commits (Kafka transactions) of ${batch.mean.toFixed(0)} records on average, ${(commit.mean * 1000).toFixed(1)} ms per commit on average.`,
+      `farad's own metrics over the run: ${commit.count} batch commits (Kafka transactions) of ${batch.mean.toFixed(0)} records on average, ${(commit.mean * 1000).toFixed(1)} ms per commit on average; farad's process used ${cpuPerVote.toFixed(1)} µs of CPU per vote sent (warm-up included).`,
       ...(raw
         ? [
             `For comparison (not a target): the raw kafkajs pipe (bench/raw-pipe.ts, a transaction per fetched batch, no commit interval) at the same rate: p50 ${raw.p50.toFixed(1)} ms, p99 ${raw.p99.toFixed(1)} ms, max ${raw.max.toFixed(1)} ms over ${raw.measured.toLocaleString('en-US')} votes${raw.missing ? ` (${raw.missing} unanswered)` : ''}.`,

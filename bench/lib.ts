@@ -221,11 +221,12 @@ export function spawnNode(
 ): Child {
   const fullEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, ...env })) if (v !== undefined && v !== '') fullEnv[k] = v;
-  const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', ...preload.flatMap((p) => ['--import', p]), script, ...args], {
-    cwd: ROOT,
-    env: fullEnv,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  return spawnProcess(name, process.execPath, [...nodeArgs, '--import', 'tsx', ...preload.flatMap((p) => ['--import', p]), script, ...args], fullEnv);
+}
+
+/** Starts any command as a `Child` (stdout lines, the last 200 kB of output); killAllChildren stops it. */
+export function spawnProcess(name: string, command: string, args: string[], env: Record<string, string> = process.env as Record<string, string>): Child {
+  const proc = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const listeners = new Set<(line: string) => void>();
   let pending = '';
@@ -241,15 +242,21 @@ export function spawnNode(
     }
   });
   proc.stderr!.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-200_000)));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     proc.once('exit', (code, signal) => {
       children.delete(child);
       // Debugging aid: FARAD_BENCH_CHILD_LOG_DIR keeps the last output of every child.
       const dir = process.env['FARAD_BENCH_CHILD_LOG_DIR'];
       if (dir) writeFileSync(join(dir, `${name.replace(/[^\w.-]+/g, '_')}-${proc.pid}.log`), output);
       resolve({ code, signal });
-    }),
-  );
+    });
+    // A command that cannot start (not installed) exits with no code.
+    proc.once('error', (err) => {
+      output += `\n${name}: ${err.message}`;
+      children.delete(child);
+      resolve({ code: null, signal: null });
+    });
+  });
   const child: Child = {
     name,
     process: proc,

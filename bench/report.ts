@@ -84,8 +84,27 @@ export function targets(results: Map<string, Result>, reports: Map<string, Scena
       });
     }
   }
+  if (k0) {
+    const cpu = reports.get('kafka-eos-k0')?.metrics?.['cpuMicrosPerEvent'];
+    if (cpu !== undefined) out.push({ scenario: 'kafka-eos-k0', text: '≤ 7 µs of farad CPU per vote (end to end, exactly-once)', measured: `${fmt(cpu, 1)} µs`, met: cpu <= 7 });
+    const peer = get('kafka-streams-eos');
+    const peerCpu = reports.get('kafka-streams-eos')?.metrics?.['cpuMicrosPerEvent'];
+    if (peer?.eventsPerSec && k0.eventsPerSec) {
+      const r = k0.eventsPerSec / peer.eventsPerSec;
+      out.push({ scenario: 'kafka-eos-k0', text: 'farad / Kafka Streams, votes/s (same run) ≥ 1', measured: `${fmt(r, 3)} (${fmt(k0.eventsPerSec)} / ${fmt(peer.eventsPerSec)})`, met: r >= 1 });
+    }
+    if (cpu !== undefined && peerCpu !== undefined) {
+      const r = cpu / peerCpu;
+      out.push({ scenario: 'kafka-eos-k0', text: 'farad / Kafka Streams, CPU-seconds per vote ≤ 1', measured: `${fmt(r, 3)} (${fmt(cpu, 1)} / ${fmt(peerCpu, 1)} µs)`, met: r <= 1 });
+    }
+  }
   const latency = get('latency');
   if (latency) out.push({ scenario: 'latency', text: 'p99 ≤ 150 ms', measured: `${fmt(latency.p99Ms, 1)} ms`, met: latency.p99Ms === null ? undefined : latency.p99Ms <= 150 });
+  const peerLatency = get('kafka-streams-latency');
+  if (latency?.p99Ms && peerLatency?.p99Ms) {
+    const r = latency.p99Ms / peerLatency.p99Ms;
+    out.push({ scenario: 'latency', text: 'farad / Kafka Streams, p99 at the same rate ≤ 1', measured: `${fmt(r, 3)} (${fmt(latency.p99Ms, 1)} / ${fmt(peerLatency.p99Ms, 1)} ms)`, met: r <= 1 });
+  }
   const snapshot = get('restore-snapshot');
   if (snapshot) {
     out.push({
@@ -141,6 +160,8 @@ const FIELD_MAP = [
   '| engine-only | votes/s, wall clock | – | `plain-map-loop` votes/s | farad / plain loop |',
   '| kafka-raw-pipe | votes/s | – | – (it is the baseline) | – |',
   '| kafka-eos-k0, kafka-eos-k1 | votes/s | – | `kafka-raw-pipe` votes/s | farad / raw pipe |',
+  '| kafka-streams-eos | votes/s of Kafka Streams (the peer), timed like kafka-eos-k0 | – | `kafka-eos-k0` votes/s | Kafka Streams / farad |',
+  '| kafka-streams-latency | votes/s offered (the latency rate) | produce → read_committed result of Kafka Streams, ms | – | – |',
   '| latency | votes/s offered (½ of kafka-eos-k0) | produce → read_committed result, ms | – | – |',
   '| restore-snapshot | records/s | – | `redis-get-plain-map` records/s | farad / plain decode |',
   '| restore-changelog | records/s | – | – | – |',

@@ -13,6 +13,7 @@ import { eos, KafkaBench, latency, rawPipe } from './kafka.js';
 import { killAllChildren, progress, reachable, removeDir, ROOT, tempDir, uid, type BenchContext, type Result, type ScenarioReport } from './lib.js';
 import { memory } from './memory.js';
 import { keptNotes, machine, page, targets } from './report.js';
+import { kafkaStreamsEos, kafkaStreamsLatency } from './kstreams.js';
 import { restoreChangelog, restoreSnapshot } from './restore.js';
 import { mpTransfers } from './transfers.js';
 
@@ -24,7 +25,9 @@ const SCENARIOS = [
   'kafka-raw-pipe',
   'kafka-eos-k0',
   'kafka-eos-k1',
+  'kafka-streams-eos',
   'latency',
+  'kafka-streams-latency',
   'failover-kill',
   'handover-graceful',
   'mp-transfers',
@@ -41,7 +44,9 @@ const SIZES: Record<Scenario, { full: number; quick: number; unit: string }> = {
   'kafka-raw-pipe': { full: 500_000, quick: 30_000, unit: 'votes' },
   'kafka-eos-k0': { full: 500_000, quick: 30_000, unit: 'votes' },
   'kafka-eos-k1': { full: 500_000, quick: 100_000, unit: 'votes' },
+  'kafka-streams-eos': { full: 500_000, quick: 30_000, unit: 'votes' },
   latency: { full: 20, quick: 4, unit: 's measured' },
+  'kafka-streams-latency': { full: 20, quick: 4, unit: 's measured' },
   'failover-kill': { full: 2_000, quick: 500, unit: 'votes/s load' },
   'handover-graceful': { full: 2_000, quick: 500, unit: 'votes/s load' },
   'mp-transfers': { full: 20_000, quick: 2_000, unit: 'transfers' },
@@ -227,16 +232,17 @@ try {
   await runScenario(['kafka-raw-pipe'], async () => rawPipe(context(undefined), await kafkaBench(), sizeOf('kafka-raw-pipe')));
   await runScenario(['kafka-eos-k0'], async () => eos(context(profileDirFor('kafka-eos-k0')), await kafkaBench(), sizeOf('kafka-eos-k0'), 0));
   await runScenario(['kafka-eos-k1'], async () => eos(context(profileDirFor('kafka-eos-k1')), await kafkaBench(), sizeOf('kafka-eos-k1'), 1));
-  await runScenario(['latency'], async () => {
-    const k0 = results.get('kafka-eos-k0')?.eventsPerSec;
-    const [rate, source] =
-      latencyRateOption !== undefined
-        ? [latencyRateOption, '--latency-rate']
-        : k0
-          ? [Math.round(k0 / 2), 'half of kafka-eos-k0 in this run']
-          : [quick ? 1000 : 5000, 'fixed: kafka-eos-k0 was not run'];
-    return latency(context(profileDirFor('latency')), await kafkaBench(), sizeOf('latency'), rate, source);
-  });
+  // The peer warms its JVM first (JIT compilation would otherwise be a third of its window).
+  await runScenario(['kafka-streams-eos'], async () => kafkaStreamsEos(context(undefined), await kafkaBench(), sizeOf('kafka-streams-eos'), { warmupVotes: quick ? 0 : 300_000 }));
+  const k0 = results.get('kafka-eos-k0')?.eventsPerSec;
+  const [latencyRate, latencySource] =
+    latencyRateOption !== undefined
+      ? [latencyRateOption, '--latency-rate']
+      : k0
+        ? [Math.round(k0 / 2), 'half of kafka-eos-k0 in this run']
+        : [quick ? 1000 : 5000, 'fixed: kafka-eos-k0 was not run'];
+  await runScenario(['latency'], async () => latency(context(profileDirFor('latency')), await kafkaBench(), sizeOf('latency'), latencyRate, latencySource));
+  await runScenario(['kafka-streams-latency'], async () => kafkaStreamsLatency(context(undefined), await kafkaBench(), latencyRate, sizeOf('kafka-streams-latency'), latencySource));
   await runScenario(['failover-kill', 'handover-graceful'], async () =>
     failover(context(undefined), await kafkaBench(), only.has('failover-kill') ? sizeOf('failover-kill') : sizeOf('handover-graceful')),
   );

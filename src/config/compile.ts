@@ -5,6 +5,7 @@ import type { ConfigFields } from './schema.js';
 export interface ProcessingOptions {
   /** Longest time a batch stays open before it commits. */
   readonly commitIntervalMs: number;
+  readonly commitLingerMs: number;
   /** Most input records per batch (one transaction). */
   readonly maxBatchRecords: number;
   /** First delay before retrying a failed commit; doubles up to 30 s. */
@@ -123,7 +124,7 @@ export type Config = ConfigFields & CompiledOptions;
 export function compileConfig(fields: ConfigFields, warnings: readonly string[], sources: Readonly<Record<string, string>> = {}): Config {
   const { kafka } = fields;
   const compiled: CompiledOptions = {
-    processing: freeze({ commitIntervalMs: fields.commitIntervalMs, maxBatchRecords: fields.maxBatchRecords, retryBackoffMs: fields.retryBackoffMs }),
+    processing: freeze({ commitIntervalMs: fields.commitIntervalMs, commitLingerMs: fields.commitLingerMs, maxBatchRecords: fields.maxBatchRecords, retryBackoffMs: fields.retryBackoffMs }),
     kafkaClient: freeze({ brokers: freeze([...kafka.brokers]), clientId: kafka.clientId, ssl: freeze({ ...kafka.ssl }), sasl: freeze({ ...kafka.sasl }) }),
     kafkaGroup: freeze({
       instanceId: fields.instanceId,

@@ -44,6 +44,13 @@ export const configSchema = z
       .strict()
       .prefault({}),
     commitIntervalMs: z.number().int().min(1).max(60_000).default(100).describe('longest time a batch stays open before it commits'),
+    commitLingerMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(60_000)
+      .default(20)
+      .describe('a batch whose input is drained commits once it is this old (0: at once); a busy partition keeps filling its batch up to commitIntervalMs or maxBatchRecords'),
     maxBatchRecords: z.number().int().min(1).max(1_000_000).default(10_000).describe('most input records per batch (one transaction)'),
     retryBackoffMs: z.number().int().min(1).default(200).describe('first delay before retrying a failed commit; doubles up to 30 s'),
     logLevel: z

@@ -30,6 +30,8 @@ export interface PartitionObserver extends ProcessorObserver {
 export interface ProcessingOptions {
   /** Longest time a batch stays open before it is committed. */
   readonly commitIntervalMs: number;
+  /** A batch whose input is drained commits once it is this old. */
+  readonly commitLingerMs: number;
   /** Most input records in one batch (one transaction). */
   readonly maxBatchRecords: number;
   /** First retry delay after a failure; doubles up to 30 s. */
@@ -349,6 +351,11 @@ export class PartitionOwner {
   private wasStandby = false;
   /** Fire times only move forward on this owner, even if the wall clock steps back. */
   private lastFiredAt = 0;
+  /**
+   * Commits failed in a row, across re-fencing (a failed Kafka transaction replaces the producer):
+   * the retry backoff keeps growing while the same batch keeps failing.
+   */
+  private failedCommits = 0;
 
   /** Processes and commits batches until the lease ends or the instance stops. */
   private async process(lease: PartitionLease): Promise<void> {
@@ -365,11 +372,10 @@ export class PartitionOwner {
       protocol: (host) => new MultiPartitionProtocol(host),
     });
     const schedule = new SnapshotSchedule(this.ctx.snapshots, this.ctx.logger);
-    let attempt = 0;
     while (lease.active && !this.ctx.isStopping()) {
       try {
         const batch = await this.batch(lease, processor, copy);
-        attempt = 0;
+        if (batch.committed) this.failedCommits = 0;
         if (batch.committed) schedule.changed();
         if (batch.inputs > 0) this.ctx.onCommitted?.(this.partition, batch.inputs);
         if (schedule.due()) await schedule.take(copy.state, copy.offset);
@@ -377,9 +383,9 @@ export class PartitionOwner {
         if (err instanceof ProducerFencedError || !isRetriable(err) || !lease.active) throw err;
         // The batch was undone and its records will be replayed: retry after a pause.
         this.ctx.observer?.commitFailed(this.partition);
-        attempt++;
-        const delayMs = Math.min(this.ctx.processing.retryBackoffMs * 2 ** (attempt - 1), MAX_BACKOFF_MS);
-        this.ctx.logger.warn({ partition: this.partition, attempt, delayMs, err: describeError(err) }, 'batch commit failed; rolled back, retrying');
+        this.failedCommits++;
+        const delayMs = Math.min(this.ctx.processing.retryBackoffMs * 2 ** (this.failedCommits - 1), MAX_BACKOFF_MS);
+        this.ctx.logger.warn({ partition: this.partition, attempt: this.failedCommits, delayMs, err: describeError(err) }, 'batch commit failed; rolled back, retrying');
         await Promise.race([sleep(delayMs), lease.revoked, this.ctx.stopped]);
       }
     }
@@ -390,17 +396,24 @@ export class PartitionOwner {
    * commits it. An idle partition still wakes for its next timer.
    */
   private async batch(lease: PartitionLease, processor: BatchProcessor, copy: Copy): Promise<{ inputs: number; committed: boolean }> {
-    const { commitIntervalMs, maxBatchRecords } = this.ctx.processing;
+    const { commitIntervalMs, commitLingerMs, maxBatchRecords } = this.ctx.processing;
+    let opened = 0;
     let deadline = Infinity;
     let commitStarted = 0;
     // Any failure inside the batch undoes all of it and replays its records: the batch is the
     // unit of atomicity.
     try {
       while (processor.pending < maxBatchRecords && lease.active && !this.ctx.isStopping()) {
-        const waitMs = processor.pending === 0 ? this.idleWait(processor, lease, commitIntervalMs) : Math.max(0, deadline - performance.now());
+        // An open batch takes what is queued; once the input is drained it commits as soon as it
+        // is commitLingerMs old, taking what arrives until then. Latency follows the load: a
+        // trickle commits within milliseconds, a backlog fills batches up to the size or time bound.
+        const waitMs = processor.pending === 0 ? this.idleWait(processor, lease, commitIntervalMs) : Math.max(0, Math.min(deadline, opened + commitLingerMs) - performance.now());
         const records = await lease.poll(maxBatchRecords - processor.pending, waitMs, processor.pollTopics());
         if (records.length === 0) break;
-        if (processor.pending === 0) deadline = performance.now() + commitIntervalMs;
+        if (processor.pending === 0) {
+          opened = performance.now();
+          deadline = opened + commitIntervalMs;
+        }
         if (this.ctx.codec.prepare) await this.ctx.codec.prepare(records.map((r) => r.value));
         const applied = processor.apply(records);
         // A multi-partition round now holds the partition: the rest waits for its decision.

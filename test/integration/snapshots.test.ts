@@ -102,7 +102,8 @@ test('cold start: snapshot + changelog tail vs changelog alone give the same sta
   const processStart = Date.now();
   await waitWithLogs('all 50k votes committed', [first], () => allConsumed(admin, names.app, names.input), { timeoutMs: 100_000, intervalMs: 250 });
   t.diagnostic(`processed ${votes.length} votes in ${Date.now() - processStart} ms (from spawn)`);
-  assert.ok((await total(first.base, 'farad_snapshots_total', { outcome: 'ok' })) > 0, 'periodic snapshots were written');
+  // Snapshots are periodic (1 s here): the votes may all be in before the first one.
+  await waitWithLogs('a periodic snapshot', [first], async () => (await total(first.base, 'farad_snapshots_total', { outcome: 'ok' })) > 0, { timeoutMs: 10_000, intervalMs: 100 });
   const stop1 = await terminate(first);
   assert.equal(stop1.code, 0, `SIGTERM stops cleanly\n${first.output().slice(-2000)}`);
 

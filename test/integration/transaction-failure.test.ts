@@ -127,7 +127,7 @@ test('a transaction the broker refuses is rolled back: no outputs, changelog, of
     // Committed state is what phase 1 left, the group's offsets did not move.
     for (const id of IDS) {
       const { body } = await getJson(`${base}/tables/counts/${id}`);
-      assert.deepEqual((body as { value: unknown }).value, { count: PHASE1_PER_ID }, `state of ${id} during failing commits`);
+      assert.deepEqual((body as { value: unknown }).value, { count: PHASE1_PER_ID }, `state of ${id} during failing commits: ${JSON.stringify(body)}`);
     }
     assert.deepEqual(await groupOffsets(admin, name, input), committedOffsets, 'committed input offsets unchanged');
     assert.equal(await allConsumed(admin, name, input), false);

@@ -286,6 +286,7 @@ const CONTRACT: ReadonlyArray<[variable: string, path: string, text: string, val
   ['FARAD_RETENTION_SEGMENT_BYTES', 'retention.segmentBytes', '1048576', 1_048_576],
   ['FARAD_RETENTION_TOMBSTONE_MS', 'retention.tombstoneMs', '60000', 60_000],
   ['FARAD_COMMIT_INTERVAL_MS', 'commitIntervalMs', '7', 7],
+  ['FARAD_COMMIT_LINGER_MS', 'commitLingerMs', '3', 3],
   ['FARAD_MAX_BATCH_RECORDS', 'maxBatchRecords', '8', 8],
   ['FARAD_RETRY_BACKOFF_MS', 'retryBackoffMs', '9', 9],
   ['FARAD_LOG_LEVEL', 'logLevel', 'debug', 'debug'],
@@ -407,7 +408,7 @@ describe('compiled config: one options slice per component', () => {
     const config = loadConfig({ env: { FARAD_TRANSPORT: 'kafka', FARAD_REPLICAS: '2', FARAD_RACK: 'r1', FARAD_COMMIT_INTERVAL_MS: '40', FARAD_LOG_LEVEL: 'warn' } });
     assert.equal(config.replicas, 2);
     assert.equal(config.commitIntervalMs, 40);
-    assert.deepEqual(config.processing, { commitIntervalMs: 40, maxBatchRecords: 10_000, retryBackoffMs: 200 });
+    assert.deepEqual(config.processing, { commitIntervalMs: 40, commitLingerMs: 20, maxBatchRecords: 10_000, retryBackoffMs: 200 });
     assert.deepEqual(config.kafkaClient, { brokers: config.kafka.brokers, clientId: 'farad', ssl: config.kafka.ssl, sasl: config.kafka.sasl });
     assert.deepEqual(config.kafkaGroup, {
       instanceId: hostname(),

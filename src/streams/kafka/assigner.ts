@@ -1,5 +1,4 @@
-import './read-committed.js';
-import './fast-produce.js';
+import './kafkajs-patches.js';
 import { AssignerProtocol, type PartitionAssigner } from 'kafkajs';
 import type { MembershipPolicy } from '../event-log.js';
 

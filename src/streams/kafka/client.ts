@@ -1,5 +1,4 @@
-import './read-committed.js';
-import './fast-produce.js';
+import './kafkajs-patches.js';
 import { readFileSync } from 'node:fs';
 import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';

@@ -1,5 +1,4 @@
-import { readCommittedFixed } from './read-committed.js';
-import { fastProduceInstalled } from './fast-produce.js';
+import { fastProduceInstalled, readCommittedFixed } from './kafkajs-patches.js';
 import { AssignerProtocol, Partitioners, type Admin, type Batch, type Consumer, type ICustomPartitioner, type Kafka, type Producer, type RecordMetadata } from 'kafkajs';
 import { Observable, type Subscriber } from 'rxjs';
 import type { Logger } from 'pino';

@@ -585,7 +585,7 @@ export class Ledger {
       codec: this.catalog,
       rows: new RowCodec(this.app.tables.values(), this.app.droppedTables),
       globals: globalViews(this.app),
-      processing: { commitIntervalMs: 5, maxBatchRecords: 100, retryBackoffMs: 1, ...processing },
+      processing: { commitIntervalMs: 5, commitLingerMs: 5, maxBatchRecords: 100, retryBackoffMs: 1, ...processing },
       partitionsOf: (topic) => this.log.partitionsOf(topic),
       logger: createLogger('silent'),
       observer,

@@ -1,0 +1,8 @@
+/**
+ * farad's fixes to kafkajs 2.2.4, in one place. Imported first by every module of this folder
+ * that uses kafkajs: two of them must be in place before kafkajs loads.
+ */
+export { readCommittedFixed } from './read-committed.js';
+export { fastProduceInstalled } from './fast-produce.js';
+import './coordinator-cache.js';
+import './request-queue-fix.js';
