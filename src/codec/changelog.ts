@@ -40,6 +40,61 @@ export function encodeChangeKey(table: string, key: Key): Buffer {
 const keyPrefixes = new Map<string, string>();
 
 export function decodeChangeKey(bytes: Buffer): { table: string; key: Key } {
+  return decodeCanonicalKey(bytes) ?? parseChangeKey(bytes);
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+/** Table names seen, with their UTF-8 bytes: a row's name is matched, not decoded. */
+const seenTables: Array<{ readonly bytes: Buffer; readonly name: string }> = [];
+
+/**
+ * The keys encodeChangeKey writes (`["table",123]`, `["table","text"]` without escapes), read
+ * without JSON.parse: restore reads one per row. Anything else is left to parseChangeKey.
+ */
+function decodeCanonicalKey(bytes: Buffer): { table: string; key: Key } | undefined {
+  const last = bytes.length - 1;
+  if (last < 5 || bytes[0] !== 0x5b || bytes[1] !== QUOTE || bytes[last] !== 0x5d) return undefined;
+  let close = 2;
+  while (close < last && bytes[close] !== QUOTE) {
+    if (bytes[close] === BACKSLASH) return undefined;
+    close++;
+  }
+  if (bytes[close + 1] !== 0x2c) return undefined;
+  const table = tableName(bytes, close);
+  let at = close + 2;
+  if (bytes[at] === QUOTE) {
+    for (let i = at + 1; i < last - 1; i++) if (bytes[i] === BACKSLASH || bytes[i] === QUOTE) return undefined;
+    if (bytes[last - 1] !== QUOTE || last - 1 <= at) return undefined;
+    return { table, key: bytes.toString('utf8', at + 1, last - 1) };
+  }
+  const negative = bytes[at] === 0x2d;
+  if (negative) at++;
+  if (at === last || last - at > 16 || (bytes[at] === 0x30 && last - at > 1)) return undefined;
+  let n = 0;
+  for (let i = at; i < last; i++) {
+    const digit = bytes[i]! - 0x30;
+    if (digit < 0 || digit > 9) return undefined;
+    n = n * 10 + digit;
+  }
+  if (!Number.isSafeInteger(n)) return undefined;
+  return { table, key: negative ? -n : n };
+}
+
+function tableName(bytes: Buffer, close: number): string {
+  const length = close - 2;
+  for (const seen of seenTables) {
+    if (seen.bytes.length !== length) continue;
+    let i = 0;
+    while (i < length && seen.bytes[i] === bytes[2 + i]) i++;
+    if (i === length) return seen.name;
+  }
+  const name = bytes.toString('utf8', 2, close);
+  if (seenTables.length < 64) seenTables.push({ bytes: Buffer.from(name, 'utf8'), name });
+  return name;
+}
+
+function parseChangeKey(bytes: Buffer): { table: string; key: Key } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(bytes.toString('utf8'));

@@ -1,8 +1,9 @@
+// farad's per-event fast paths give what their reference implementations give.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AggregatorRegistry, Histogram, Registry } from 'prom-client';
 import { EventHistogram } from '../../src/metrics/event-histogram.js';
-import { encodeChangeKey } from '../../src/codec/index.js';
+import { decodeChangeKey, encodeChangeKey } from '../../src/codec/index.js';
 import { fitsSchema, freezerFor, describeInvalid } from '../../src/state/validate.js';
 import avsc from 'avsc';
 
@@ -31,9 +32,32 @@ test('EventHistogram exposes what prom-client\'s Histogram exposes for the same 
   assert.doesNotMatch(await ours.metrics(), /x_seconds_count/);
 });
 
-test('changelog keys are the JSON text [table, key]', () => {
-  for (const key of [0, -0, 1, -42, 2015550123, Number.MAX_SAFE_INTEGER, '', 'a', 'quo"te', 'back\\slash', 'é😀', '\u0001']) {
-    for (const table of ['votes', 'wé"ird']) assert.equal(encodeChangeKey(table, key).toString(), JSON.stringify([table, key]));
+test('changelog keys are the JSON text [table, key], and read back as JSON.parse reads them', () => {
+  const keys = [0, -0, 1, -42, 2015550123, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, '', 'a', 'quo"te', 'back\\slash', 'é😀', '\u0001', '12', '-3', '","', ']'];
+  for (const key of keys) {
+    for (const table of ['votes', 'wé"ird', 'x', '__timers']) {
+      const bytes = encodeChangeKey(table, key);
+      assert.equal(bytes.toString(), JSON.stringify([table, key]));
+      assert.deepEqual(decodeChangeKey(bytes), { table, key: (JSON.parse(bytes.toString()) as [string, string | number])[1] });
+      assert.ok(Object.is(decodeChangeKey(bytes).key, JSON.parse(bytes.toString())[1]), `${table} ${String(key)}`);
+    }
+  }
+  // Not what farad writes: the same answer or the same refusal as a plain JSON.parse.
+  for (const text of ['["t",01]', '["t",1e3]', '["t",1.5]', '["t",-]', '["t",99999999999999999]', '["t" ,1]', '["t",1 ]', '["t","a\\"b"]', '["t\\u0041",1]', '["t",]', '["t","]', '[1,2]', 'x']) {
+    let reference: unknown;
+    try {
+      const parsed = JSON.parse(text) as unknown[];
+      reference = Array.isArray(parsed) && parsed.length === 2 && typeof parsed[0] === 'string' && ['string', 'number'].includes(typeof parsed[1]) ? { table: parsed[0], key: parsed[1] } : 'refused';
+    } catch {
+      reference = 'refused';
+    }
+    let ours: unknown;
+    try {
+      ours = decodeChangeKey(Buffer.from(text));
+    } catch {
+      ours = 'refused';
+    }
+    assert.deepEqual(ours, reference, text);
   }
 });
 
