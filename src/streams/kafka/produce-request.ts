@@ -70,30 +70,30 @@ export function encodeProduceRequest(fields: ProduceRequestFields): Buffer {
   return w.buf;
 }
 
-interface PlannedRecord {
-  readonly key: Buffer | null;
-  readonly value: Buffer | null;
-  readonly timestamp: number;
-  readonly headers: ReadonlyArray<readonly [Buffer, Buffer | null]>;
-  readonly size: number;
-}
-
+/** A partition's batch, measured: per record its parts and body size, in arrays (no object per record). */
 interface PlannedBatch {
   readonly partition: number;
   readonly firstSequence: number;
   readonly firstTimestamp: number;
   readonly maxTimestamp: number;
-  readonly records: readonly PlannedRecord[];
+  readonly count: number;
+  readonly keys: ReadonlyArray<Buffer | null>;
+  readonly values: ReadonlyArray<Buffer | null>;
+  readonly timestamps: Float64Array;
+  /** Headers of the records that have any (sparse). */
+  readonly headers: ReadonlyArray<ReadonlyArray<readonly [Buffer, Buffer | null]> | undefined>;
+  readonly sizes: Int32Array;
   /** Bytes after the batch length field: leader epoch, magic, CRC, header, records. */
   readonly bodySize: number;
 }
 
 function planBatch(data: ProducePartitionData, now: number): PlannedBatch {
   const { messages } = data;
+  const count = messages.length;
   let firstTimestamp = Infinity;
   let maxTimestamp = -Infinity;
-  const timestamps = new Array<number>(messages.length);
-  for (let i = 0; i < messages.length; i++) {
+  const timestamps = new Float64Array(count);
+  for (let i = 0; i < count; i++) {
     const raw = messages[i]!.timestamp;
     const ts = raw === undefined || raw === null || raw === '' ? now : Number(raw);
     if (!Number.isSafeInteger(ts)) throw new TypeError(`produce request: timestamp ${String(raw)} is not an integer of milliseconds`);
@@ -101,18 +101,26 @@ function planBatch(data: ProducePartitionData, now: number): PlannedBatch {
     if (ts < firstTimestamp) firstTimestamp = ts;
     if (ts > maxTimestamp) maxTimestamp = ts;
   }
-  if (messages.length === 0) firstTimestamp = maxTimestamp = now;
-  const records = new Array<PlannedRecord>(messages.length);
+  if (count === 0) firstTimestamp = maxTimestamp = now;
+  const keys = new Array<Buffer | null>(count);
+  const values = new Array<Buffer | null>(count);
+  const headers = new Array<ReadonlyArray<readonly [Buffer, Buffer | null]> | undefined>(count);
+  const sizes = new Int32Array(count);
   let recordsSize = 0;
-  for (let i = 0; i < messages.length; i++) {
+  for (let i = 0; i < count; i++) {
     const m = messages[i]!;
-    const key = asBytes(m.key);
-    const value = asBytes(m.value);
-    const headers = m.headers ? headerList(m.headers) : NO_HEADERS;
-    const timestamp = timestamps[i]!;
-    let body = 1 + varlongSize(timestamp - firstTimestamp) + varintSize(i) + bytesSize(key) + bytesSize(value) + varintSize(headers.length);
-    for (const [name, headerValue] of headers) body += bytesSize(name) + bytesSize(headerValue);
-    records[i] = { key, value, timestamp, headers, size: body };
+    const key = (keys[i] = asBytes(m.key));
+    const value = (values[i] = asBytes(m.value));
+    let body = 1 + varlongSize(timestamps[i]! - firstTimestamp) + varintSize(i) + bytesSize(key) + bytesSize(value);
+    const list = m.headers ? headerList(m.headers) : undefined;
+    if (list && list.length > 0) {
+      headers[i] = list;
+      body += varintSize(list.length);
+      for (const [name, headerValue] of list) body += bytesSize(name) + bytesSize(headerValue);
+    } else {
+      body += 1; // no headers: a zero count
+    }
+    sizes[i] = body;
     recordsSize += varintSize(body) + body;
   }
   return {
@@ -120,7 +128,12 @@ function planBatch(data: ProducePartitionData, now: number): PlannedBatch {
     firstSequence: data.firstSequence ?? 0,
     firstTimestamp,
     maxTimestamp,
-    records,
+    count,
+    keys,
+    values,
+    timestamps,
+    headers,
+    sizes,
     bodySize: BATCH_PREFIX + BATCH_HEADER + recordsSize,
   };
 }
@@ -130,24 +143,26 @@ function writeBatch(w: Writer, batch: PlannedBatch, fields: ProduceRequestFields
   const crcAt = w.pos;
   w.int32(0);
   const crcFrom = w.pos;
-  const last = batch.records.length - 1;
   w.int16(fields.transactionalId === null ? 0 : TRANSACTIONAL)
-    .int32(Math.max(0, last))
+    .int32(Math.max(0, batch.count - 1))
     .int64(BigInt(batch.firstTimestamp))
     .int64(BigInt(batch.maxTimestamp))
     .int64(fields.producerId)
     .int16(fields.producerEpoch)
     .int32(batch.firstSequence)
-    .int32(batch.records.length);
-  for (let i = 0; i < batch.records.length; i++) {
-    const r = batch.records[i]!;
-    w.varint(r.size).int8(0).varlong(r.timestamp - batch.firstTimestamp).varint(i).nullableBytes(r.key).nullableBytes(r.value).varint(r.headers.length);
-    for (const [name, value] of r.headers) w.nullableBytes(name).nullableBytes(value);
+    .int32(batch.count);
+  for (let i = 0; i < batch.count; i++) {
+    w.varint(batch.sizes[i]!).int8(0).varlong(batch.timestamps[i]! - batch.firstTimestamp).varint(i).nullableBytes(batch.keys[i]!).nullableBytes(batch.values[i]!);
+    const list = batch.headers[i];
+    if (list === undefined) {
+      w.varint(0);
+      continue;
+    }
+    w.varint(list.length);
+    for (const [name, value] of list) w.nullableBytes(name).nullableBytes(value);
   }
   w.buf.writeUInt32BE(crc32c(w.buf, crcFrom, w.pos), crcAt);
 }
-
-const NO_HEADERS: ReadonlyArray<readonly [Buffer, Buffer | null]> = [];
 
 function headerList(headers: NonNullable<ProduceMessage['headers']>): Array<readonly [Buffer, Buffer | null]> {
   const list: Array<readonly [Buffer, Buffer | null]> = [];
