@@ -118,3 +118,26 @@ test('sends are sliced by bytes, never splitting a record, and by count when ask
   const big = [{ topic: 'a', partition: 0, timestamp: 1, key: null, value: Buffer.alloc(SEND_SLICE_BYTES * 2) }];
   assert.equal(toTopicMessageSlices(big).length, 1);
 });
+
+test('fetched records decode as kafkajs decodes them, offsets and timestamps past 2^32 included', async () => {
+  const { decodeRecord } = await import('../../src/streams/kafka/fast-records.js');
+  const kafkajsRecord = require('kafkajs/src/protocol/recordBatch/record/v0/decoder.js') as (d: object, ctx: object) => unknown;
+  const random = seededRandom(11);
+  const data = topicData(random)[0]!.partitions[0]!;
+  const messages = [...data.messages, { key: 'k', value: 'v', headers: { dup: ['a', 'b', 'c'], one: 'x' } }];
+  const body = encodeProduceRequest({ transactionalId: null, acks: 1, timeout: 1, producerId: -1n, producerEpoch: 0, topicData: [{ topic: 'a', partitions: [{ partition: 0, messages }] }], now: 1_700_000_000_000 });
+  // The records follow the batch header: skip request, topic and batch headers.
+  const recordsAt = 2 + 2 + 4 + 4 + 2 + 1 + 4 + 4 + 4 + 8 + 4 + 4 + 1 + 4 + 2 + 4 + 8 + 8 + 8 + 2 + 4 + 4;
+  for (const [firstOffset, timestampType] of [['0', 0], ['4294967290', 0], ['123', 1]] as const) {
+    const context = { firstOffset, firstTimestamp: '1700000000000', maxTimestamp: '1700000099999', magicByte: 2, isControlBatch: false, timestampType };
+    const ours = new Decoder(body.subarray(recordsAt)) as { offset: number; readVarIntBytes(): Buffer };
+    const theirs = new Decoder(body.subarray(recordsAt)) as { offset: number; readVarIntBytes(): Buffer };
+    for (let i = 0; i < messages.length; i++) {
+      const a = decodeRecord(new Decoder(ours.readVarIntBytes()) as never, context, () => assert.fail('fell back'));
+      const b = kafkajsRecord(new Decoder(theirs.readVarIntBytes()), context);
+      assert.deepEqual(a, b, `record ${i} at base ${firstOffset}`);
+      const value = messages[i]!.value;
+      assert.deepEqual((a as { value: Buffer | null }).value, value === null ? null : Buffer.from(value), `record ${i}'s value`);
+    }
+  }
+});

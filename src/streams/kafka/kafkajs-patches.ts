@@ -4,5 +4,6 @@
  */
 export { readCommittedFixed } from './read-committed.js';
 export { fastProduceInstalled } from './fast-produce.js';
+export { fastRecordsInstalled } from './fast-records.js';
 import './coordinator-cache.js';
 import './request-queue-fix.js';
