@@ -6,7 +6,8 @@
  * Compressed batches still go through kafkajs's own encoder. Like read-committed.ts, this must
  * run before kafkajs is loaded; `fastProduceInstalled` says whether it could.
  */
-import Module, { createRequire } from 'node:module';
+import { createRequire } from 'node:module';
+import { replaceModule } from './module-cache.js';
 import { encodeProduceRequest, type ProduceTopicData } from './produce-request.js';
 
 const require = createRequire(import.meta.url);
@@ -66,7 +67,7 @@ function install(): boolean {
   const requestPath = require.resolve('kafkajs/src/protocol/requests/produce/v3/request.js');
   // sendMessages takes the grouping when it loads: too late once it has.
   if (require.cache[sendPath]) return require.cache[groupPath]?.exports === groupMessagesPerPartition;
-  put(groupPath, groupMessagesPerPartition);
+  replaceModule(groupPath, groupMessagesPerPartition);
 
   const kafkajsRequest = require(requestPath) as (args: RequestArgs) => unknown;
   const Encoder = require('kafkajs/src/protocol/encoder.js') as new (size?: number) => EncoderLike;
@@ -96,16 +97,8 @@ function install(): boolean {
       },
     };
   };
-  put(requestPath, request);
+  replaceModule(requestPath, request);
   return true;
-}
-
-function put(path: string, exports: unknown): void {
-  const module = new Module(path);
-  module.filename = path;
-  module.loaded = true;
-  module.exports = exports;
-  require.cache[path] = module;
 }
 
 export const fastProduceInstalled = install();

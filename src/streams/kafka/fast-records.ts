@@ -5,7 +5,8 @@
  * object once per header. Records whose numbers leave the safe-integer range go to kafkajs's own
  * decoder. Like fast-produce.ts, this must run before kafkajs is loaded.
  */
-import Module, { createRequire } from 'node:module';
+import { createRequire } from 'node:module';
+import { replaceModule } from './module-cache.js';
 
 const require = createRequire(import.meta.url);
 
@@ -110,11 +111,7 @@ function install(): boolean {
   if (require.cache[batchPath]) return (require.cache[recordPath]?.exports as { fast?: boolean } | undefined)?.fast === true;
   const kafkajsDecoder = require(recordPath) as RecordDecoder;
   const fast = Object.assign((decoder: DecoderLike, context: BatchContext = { firstOffset: '0', firstTimestamp: '0' }) => decodeRecord(decoder, context, kafkajsDecoder), { fast: true });
-  const module = new Module(recordPath);
-  module.filename = recordPath;
-  module.loaded = true;
-  module.exports = fast;
-  require.cache[recordPath] = module;
+  replaceModule(recordPath, fast);
   return true;
 }
 

@@ -8,7 +8,8 @@
  * puts that filter in kafkajs's place. It must run before kafkajs is loaded (it is the first import
  * of this folder's modules that use kafkajs); `readCommittedFixed` says whether it could.
  */
-import Module, { createRequire } from 'node:module';
+import { createRequire } from 'node:module';
+import { replaceModule } from './module-cache.js';
 
 const require = createRequire(import.meta.url);
 
@@ -47,11 +48,7 @@ function install(): boolean {
   const batchPath = require.resolve('kafkajs/src/consumer/batch.js');
   // kafkajs's Batch takes the filter when it loads: too late once it has.
   if (require.cache[batchPath]) return require.cache[filterPath]?.exports === withoutAborted;
-  const module = new Module(filterPath);
-  module.filename = filterPath;
-  module.loaded = true;
-  module.exports = withoutAborted;
-  require.cache[filterPath] = module;
+  replaceModule(filterPath, withoutAborted);
   return true;
 }
 
