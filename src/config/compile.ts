@@ -5,6 +5,7 @@ import type { ConfigFields } from './schema.js';
 export interface ProcessingOptions {
   /** Longest time a batch stays open before it commits. */
   readonly commitIntervalMs: number;
+  /** A batch whose input is drained commits once it is this old. */
   readonly commitLingerMs: number;
   /** Most input records per batch (one transaction). */
   readonly maxBatchRecords: number;

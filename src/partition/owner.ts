@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { decodeChangeKey, isMovedRow, type EventCodec, type RowCodec } from '../codec/index.js';
+import type { ProcessingOptions } from '../config/index.js';
 import { describeError, FaradError, IllegalTransitionError, isRetriable, LeaseRevokedError, ProducerFencedError, UnknownRowSchemaError } from '../errors.js';
 import type { CompiledApp } from '../procedures/index.js';
 import type { Snapshots } from '../replication/index.js';
@@ -26,17 +27,8 @@ export interface PartitionObserver extends ProcessorObserver {
   standbyLag(partition: number, lag: number | undefined): void;
 }
 
-/** Batching and retry settings (config's `processing` slice). */
-export interface ProcessingOptions {
-  /** Longest time a batch stays open before it is committed. */
-  readonly commitIntervalMs: number;
-  /** A batch whose input is drained commits once it is this old. */
-  readonly commitLingerMs: number;
-  /** Most input records in one batch (one transaction). */
-  readonly maxBatchRecords: number;
-  /** First retry delay after a failure; doubles up to 30 s. */
-  readonly retryBackoffMs: number;
-}
+/** Batching and retry settings: config's `processing` slice, one definition. */
+export type { ProcessingOptions };
 
 /** What every owner of an instance shares. */
 export interface OwnerContext {
