@@ -367,8 +367,10 @@ export class PartitionOwner {
     while (lease.active && !this.ctx.isStopping()) {
       try {
         const batch = await this.batch(lease, processor, copy);
-        if (batch.committed) this.failedCommits = 0;
-        if (batch.committed) schedule.changed();
+        if (batch.committed) {
+          this.failedCommits = 0;
+          schedule.changed();
+        }
         if (batch.inputs > 0) this.ctx.onCommitted?.(this.partition, batch.inputs);
         if (schedule.due()) await schedule.take(copy.state, copy.offset);
       } catch (err) {

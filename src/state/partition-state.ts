@@ -228,8 +228,7 @@ export class PartitionState {
    * the row to store: with the defaults of fields it left out filled in, as the changelog round
    * trip would give them, so a restored or standby copy equals the active one.
    */
-  checkWrite(table: string | TableSlot, key: Key, value: unknown): unknown {
-    const slot = typeof table === 'string' ? this.slot(table) : table;
+  checkWrite(slot: TableSlot, key: Key, value: unknown): unknown {
     this.checkWritableKey(slot, key);
     const type = slot.schema.valueType;
     if (!fitsSchema(type, value)) {
@@ -241,8 +240,7 @@ export class PartitionState {
   }
 
   /** Validates the key of a handler's put or delete: its type and its partition. */
-  checkWritableKey(table: string | TableSlot, key: Key): void {
-    const { schema } = typeof table === 'string' ? this.slot(table) : table;
+  checkWritableKey({ schema }: TableSlot, key: Key): void {
     const keyProblem = checkKey(schema.keyType, key);
     if (keyProblem) throw new HandlerContractError(`table "${schema.name}": key ${JSON.stringify(key)} ${keyProblem}`, this.errorContext(schema.name));
     if (schema.scope === 'partitioned') {

@@ -18,19 +18,13 @@ export function fromKafka(topic: string, partition: number, message: KafkaMessag
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 function headersOf(headers: IHeaders | undefined): Record<string, string> {
-  if (!headers) return NO_HEADERS;
-  let any = false;
-  for (const _ in headers) {
-    any = true;
-    break;
-  }
-  if (!any) return NO_HEADERS;
-  const out: Record<string, string> = {};
-  for (const [name, raw] of Object.entries(headers)) {
+  let out: Record<string, string> | undefined;
+  for (const name in headers) {
+    const raw = headers[name];
     const value = Array.isArray(raw) ? raw[0] : raw;
-    if (value !== undefined) out[name] = value.toString();
+    if (value !== undefined) (out ??= {})[name] = value.toString();
   }
-  return out;
+  return out ?? NO_HEADERS;
 }
 
 /**
