@@ -45,6 +45,11 @@ import { benchVoterNames } from './voter-app.js';
 
 export const PARTITIONS = voter.spec.partitions;
 
+/** The votes `gatedInput(n)` writes, in order (a tally can replay them). */
+export function preloadVotes(n: number): VoteGenerator {
+  return new VoteGenerator({ phones: Math.max(1_000, Math.round(n / 4)), invalidShare: 0.01, seed: 20_240_601 });
+}
+
 /** Shared by the Kafka scenarios of one run: clients, codec, pre-loaded input topics by size. */
 export class KafkaBench {
   readonly kafka: Kafka;
@@ -86,7 +91,7 @@ export class KafkaBench {
     await createTopic(this.admin, topic, PARTITIONS);
     this.track([topic]);
     const codec = await this.encoder();
-    const generator = new VoteGenerator({ phones: Math.max(1_000, Math.round(n / 4)), invalidShare: 0.01, seed: 20_240_601 });
+    const generator = preloadVotes(n);
     const producer = this.kafka.producer({
       transactionalId: `bench-preload-${topic}`,
       idempotent: true,

@@ -10,10 +10,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'no
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AREA_CODE_STATES } from '../examples/voter/area-codes.js';
-import { VoteGenerator } from '../examples/voter/load-generator.js';
 import { Partitioners } from 'kafkajs';
 import { partitionForKey } from '../src/state/index.js';
-import { aliveCheck, drain, drainTimeout, measureLatency, PARTITIONS, type KafkaBench } from './kafka.js';
+import { aliveCheck, drain, drainTimeout, measureLatency, PARTITIONS, preloadVotes, type KafkaBench } from './kafka.js';
 import {
   committedSum,
   createTopic,
@@ -159,11 +158,11 @@ const emptyTally = (): Tally => ({ accepted: 0, INVALID_CONTESTANT: 0, OVER_VOTE
 
 /**
  * Voter's outcome of the `n` votes `KafkaBench.gatedInput` writes, replayed from the same
- * generator (its parameters are repeated here: keep them in step) and tallied without farad.
+ * generator (`preloadVotes`) and tallied without farad.
  * The counts do not depend on the interleaving of partitions: a phone's votes share one.
  */
 function expectedTally(n: number): Tally {
-  const generator = new VoteGenerator({ phones: Math.max(1_000, Math.round(n / 4)), invalidShare: 0.01, seed: 20_240_601 });
+  const generator = preloadVotes(n);
   const accepted = new Map<number, number>();
   const tally = emptyTally();
   for (let i = 0; i < n; i++) {
