@@ -3,11 +3,20 @@
  * the first SIGUSR2 starts the CPU profiler, the second stops it and writes the profile to
  * FARAD_BENCH_PROFILE_FILE, so the profile covers only the measured window (not start-up).
  */
+import cluster from 'node:cluster';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
+import { availableParallelism } from 'node:os';
 
-const file = process.env['FARAD_BENCH_PROFILE_FILE'];
-if (file) {
+// With several workers the primary only supervises: worker 0 writes the named file (the one the
+// summary reads), the others a file each beside it. The bench signals the whole process tree.
+const worker = process.env['FARAD_INTERNAL_WORKER_INDEX'];
+const named = process.env['FARAD_BENCH_PROFILE_FILE'];
+const file = worker === undefined || worker === '0' ? named : named?.replace(/\.cpuprofile$/, `-w${worker}.cpuprofile`);
+const workers = Number(process.env['FARAD_WORKERS'] ?? '0') || availableParallelism(); // farad's default on Kafka
+if (cluster.isPrimary && workers > 1) {
+  process.on('SIGUSR2', () => undefined); // a primary that forks workers: nothing to profile here
+} else if (file) {
   const session = new Session();
   session.connect();
   let running = false;

@@ -12,6 +12,7 @@ import { loadConfig } from '../src/index.js';
 import { compileApp } from '../src/procedures/index.js';
 import { createCodec } from '../src/service/index.js';
 import { partitionForKey } from '../src/state/index.js';
+import { availableCores } from '../src/workers/index.js';
 import type { EventCodec } from '../src/codec/index.js';
 import {
   benchKafka,
@@ -258,7 +259,8 @@ async function eosRun(ctx: BenchContext, bench: KafkaBench, n: number, count: nu
   const ids = Array.from({ length: count }, (_, i) => `${label}-${String.fromCharCode(97 + i)}`);
   progress(`${label}: starting ${count} farad instance(s), replicas ${replicas} (app ${names.app})`);
   const instances: FaradInstance[] = [];
-  const env = { FARAD_LOG_LEVEL: process.env['FARAD_BENCH_CHILD_LOG_LEVEL'] ?? 'info' };
+  // One instance uses every core (farad's default); several on this machine share them, one worker each.
+  const env = { FARAD_LOG_LEVEL: process.env['FARAD_BENCH_CHILD_LOG_LEVEL'] ?? 'info', ...(count > 1 ? { FARAD_WORKERS: '1' } : {}) };
   for (const id of ids) instances.push(await spawnFarad(id, { brokers: ctx.brokers, suffix, input, replicas, cpuProfDir: ctx.profileDir, env }));
   try {
     const placement = await waitForPlacement(instances, PARTITIONS, 180_000);
@@ -320,7 +322,7 @@ export async function eos(ctx: BenchContext, bench: KafkaBench, n: number, k: 0 
       },
     ],
     details: [
-      `${count} farad instance(s) (\`node --import tsx src/cli/main.ts run\`, transport kafka, replicas ${k}${k > 0 ? ": each instance follows the other's changelog as a warm standby" : ''}), Voter with ${PARTITIONS} partitions, commitIntervalMs 100, maxBatchRecords 10000. The votes were written beforehand in one open transaction, invisible to read_committed readers; the clock starts when that transaction commits — once every partition is active${k > 0 ? ' and has had 3 s to start its standby copies' : ''} — and stops when the group's committed offsets reach the end (polled every 50 ms): ${result.seconds.toFixed(2)} s for ${n.toLocaleString('en-US')} votes. Dead letters: ${run.dead}.${run.standbyLag}`,
+      `${count} farad instance(s) (\`node --import tsx src/cli/main.ts run\`, transport kafka, ${count > 1 ? 'one worker process each' : `${process.env['FARAD_WORKERS'] ?? availableCores()} worker process(es)${process.env['FARAD_WORKERS'] ? '' : ' (the default: one per core)'}`}, replicas ${k}${k > 0 ? ": each instance follows the other's changelog as a warm standby" : ''}), Voter with ${PARTITIONS} partitions, commitIntervalMs 100, maxBatchRecords 10000. The votes were written beforehand in one open transaction, invisible to read_committed readers; the clock starts when that transaction commits — once every partition is active${k > 0 ? ' and has had 3 s to start its standby copies' : ''} — and stops when the group's committed offsets reach the end (polled every 50 ms): ${result.seconds.toFixed(2)} s for ${n.toLocaleString('en-US')} votes. Dead letters: ${run.dead}.${run.standbyLag}`,
       `CPU of the farad process${count > 1 ? 'es' : ''} while the clock ran: ${run.cpuSeconds.toFixed(2)} s, ${cpuMicros.toFixed(1)} µs per vote (user + system from /proc, all threads).`,
       ...(controlRate !== undefined
         ? [

@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -107,14 +107,38 @@ export function quantile(samples: ArrayLike<number>, q: number): number {
 /** CPU seconds (user + system) a process has used so far, from /proc; NaN where there is none. */
 export function processCpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return NaN;
+  const own = cpuSecondsOf(pid);
+  // farad's worker processes are children of the process the bench started.
+  return Number.isNaN(own) ? own : descendantsOf(pid).reduce((sum, child) => sum + (cpuSecondsOf(child) || 0), own);
+}
+
+function cpuSecondsOf(pid: number): number {
+  const fields = statFields(pid);
+  return fields ? (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS : NaN;
+}
+
+/** Fields of /proc/<pid>/stat after the command name (which may hold spaces): ppid is [1], utime and stime [11] and [12]. */
+function statFields(pid: number): string[] | undefined {
   try {
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return NaN;
+    return undefined;
   }
+}
+
+/** Every live process below `pid`. */
+export function descendantsOf(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const parent = Number(statFields(Number(entry))?.[1]);
+    if (Number.isInteger(parent)) children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+  }
+  const out: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) for (const child of children.get(queue.shift()!) ?? []) out.push(child), queue.push(child);
+  return out;
 }
 /** Linux's USER_HZ: 100 on every architecture Node runs on. */
 const CLOCK_TICKS = 100;
@@ -329,6 +353,7 @@ export async function toggleProfiles(instances: readonly FaradInstance[], phase:
     profiled.map((i) => {
       const done = i.line(phase === 'start' ? /^profiler started/ : /^profiler stopped/, 30_000);
       i.process.kill('SIGUSR2');
+      for (const pid of descendantsOf(i.process.pid!)) process.kill(pid, 'SIGUSR2'); // workers
       return done.catch((err: unknown) => progress(`warning: ${i.name}: ${(err as Error).message.split('\n')[0]}`));
     }),
   );

@@ -5,9 +5,17 @@ import { FaradError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { startService } from '../service/index.js';
 import type { App } from '../procedures/index.js';
+import { availableCores, superviseWorkers, workerLinkFromEnvironment } from '../workers/index.js';
 import { loadApp } from './load-app.js';
 import { produce } from './produce.js';
 import { snapshotCommand } from './snapshot.js';
+
+/**
+ * A worker's young generation: 32 MB semi-spaces instead of V8's 16 MB default; the event
+ * loop's short-lived records (decoded events, undo entries, output records) then die young, so
+ * fewer are copied and promoted, and less CPU goes to garbage collection per event.
+ */
+const WORKER_V8_FLAGS = ['--max-semi-space-size=32'];
 
 const program = new Command('farad')
   .description('farad: stored procedures over partitioned, replicated in-memory state, fed by Kafka or an embedded log')
@@ -23,13 +31,20 @@ program
     const app = await loadApp(opts.app);
     const config = loadConfig({ file: opts.config, settingNames: settingNamesOf(app) });
     const logger = createLogger(config.log.level);
-    const service = await startService(app, config, { logger }).catch(explained(config));
+    const worker = workerLinkFromEnvironment();
+    const workers = config.transport === 'kafka' ? config.workers || availableCores() : 1;
+    if (!worker && workers > 1) {
+      process.exitCode = await superviseWorkers({ workers, logger, execArgv: WORKER_V8_FLAGS });
+      return;
+    }
+    const service = await startService(app, config, { logger, worker }).catch(explained(config));
+    worker?.started();
     service.done.catch(() => {
       logger.fatal('processing stopped on an error it cannot recover from; exiting so the instance is restarted');
       void service.stop().finally(() => process.exit(1));
     });
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'stopping');
+    const stop = (why: string) => {
+      logger.info({ why }, 'stopping');
       service.stop().then(
         () => process.exit(0),
         (err: unknown) => {
@@ -38,8 +53,15 @@ program
         },
       );
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    if (worker) {
+      // The primary says when to stop (a terminal's Ctrl-C reaches every process of the group).
+      worker.onStop(stop);
+      process.on('SIGINT', () => undefined);
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    } else {
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    }
   });
 
 program

@@ -139,9 +139,10 @@ function parseEnvValue(field: EnvField, text: string): unknown {
 
 /**
  * `FARAD_*` names that are not farad's settings but are read by others: app settings (one
- * variable per setting, any name), and the test suite's, benchmarks' and demo's own knobs.
+ * variable per setting, any name), the test suite's, benchmarks' and demo's own knobs, and what
+ * farad passes its own worker processes (FARAD_INTERNAL_*).
  */
-const OTHER_PREFIXES = [SETTINGS_PREFIX, 'FARAD_TEST_', 'FARAD_BENCH_', 'FARAD_DEMO_'];
+const OTHER_PREFIXES = [SETTINGS_PREFIX, 'FARAD_TEST_', 'FARAD_BENCH_', 'FARAD_DEMO_', 'FARAD_INTERNAL_'];
 
 /**
  * A warning for each `FARAD_*` variable that no setting reads (a typo such as `FARAD_HTTPPORT`),

@@ -28,8 +28,8 @@ const RULES: readonly NoEffectRule[] = [
   },
   {
     when: (c) => c.transport === 'embedded',
-    covers: (path) => path === 'rack' || path === 'advertisedUrl',
-    because: () => 'standbys and forwarded reads exist only on the kafka transport',
+    covers: (path) => path === 'rack' || path === 'advertisedUrl' || path === 'workers',
+    because: () => 'standbys, forwarded reads and worker processes exist only on the kafka transport',
     orElse: `set transport: kafka (${envNameOf('transport')}=kafka)`,
   },
   {

@@ -72,6 +72,13 @@ export const configSchema = z
       .min(1)
       .default(hostname())
       .meta({ description: 'stable name of this instance (the pod name on Kubernetes)', shownDefault: 'host name' }),
+    workers: z
+      .number()
+      .int()
+      .min(0)
+      .max(256)
+      .default(0)
+      .describe('worker processes `farad run` starts, each holding its own partitions (one instance, one HTTP port); 0: one per CPU core available, a container CPU limit included; kafka transport only (the embedded log runs one)'),
     replicas: z.number().int().min(0).max(10).default(1).describe('warm standby copies per partition on other instances (k-safety); kafka transport only'),
     rack: z.string().min(1).optional().describe('failure domain of this instance (node or zone); standbys prefer another rack; kafka transport only'),
     advertisedUrl: z

@@ -2,3 +2,5 @@
 export { buildHttpServer, type HttpDeps } from './server.js';
 export { STATUS, problemOf, type Problem } from './status.js';
 export { RequestRejectedError, InvalidEventError } from './problem.js';
+export type { HealthSource, Readiness } from './routes/health.js';
+export type { MetricsSource } from './routes/metrics.js';

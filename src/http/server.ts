@@ -2,15 +2,14 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Ingest } from '../ingest/index.js';
 import type { Logger } from '../log.js';
 import type { FaradMetrics } from '../metrics/index.js';
-import type { ServiceHealth } from '../partition/index.js';
 import type { Reads } from '../reads/index.js';
 import { bearerAuth } from './auth.js';
 import { installErrorAnswers } from './error-handler.js';
 import { RequestRejectedError } from './problem.js';
 import { eventRoutes } from './routes/events.js';
-import { healthRoutes } from './routes/health.js';
+import { healthRoutes, type HealthSource } from './routes/health.js';
 import { internalRoutes } from './routes/internal.js';
-import { metricsRoutes } from './routes/metrics.js';
+import { metricsRoutes, type MetricsSource } from './routes/metrics.js';
 import { queryRoutes } from './routes/queries.js';
 import { tableRoutes } from './routes/tables.js';
 
@@ -23,8 +22,10 @@ export interface HttpDeps {
   };
   readonly reads: Reads;
   readonly ingest: Ingest;
-  readonly health: ServiceHealth;
+  readonly health: HealthSource;
   readonly metrics: FaradMetrics;
+  /** What `GET /metrics` shows; `metrics.registry` unless the instance gathers several workers'. */
+  readonly exposition?: MetricsSource | undefined;
   readonly logger: Logger;
 }
 
@@ -51,7 +52,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
 
   const auth = bearerAuth(deps.http.token, metrics);
   healthRoutes(http, deps.health);
-  metricsRoutes(http, metrics);
+  metricsRoutes(http, deps.exposition ?? { contentType: metrics.registry.contentType, exposition: () => metrics.registry.metrics() });
   eventRoutes(http, { ingest: deps.ingest, metrics, auth });
   tableRoutes(http, { reads: deps.reads, auth });
   queryRoutes(http, { reads: deps.reads, auth });

@@ -1,6 +1,7 @@
 import { PartitionUnavailableError } from '../errors.js';
 import type { PartitionDirectory } from '../partition/index.js';
 import type { PartitionState } from '../state/index.js';
+import { workerOfUrl } from '../workers/address.js';
 import type { ReadMode } from './wire.js';
 
 /** A committed state here to read a partition from; `stale` when it is a standby copy. */
@@ -15,15 +16,16 @@ export type Location = LocalCopy | { readonly kind: 'remote'; readonly url: stri
 
 /**
  * Decides where a partition is read: here when it is active here; from a standby copy here when
- * the caller accepts stale data; otherwise from its owner (unless the request was already
- * forwarded once). Throws PartitionUnavailableError, naming the partition and its role here,
- * when no one can serve it now.
+ * the caller accepts stale data; otherwise from its owner. A request another instance forwarded
+ * may still go to the sibling worker that owns the partition, but never to a third instance; one
+ * a sibling forwarded is answered here. Throws PartitionUnavailableError, naming the partition
+ * and its role here, when no one can serve it now.
  */
 export function locate(directory: PartitionDirectory, partition: number, mode: ReadMode): Location {
   const copy = copyHere(directory, partition, mode.staleOk);
   if (copy) return copy;
-  const url = mode.forwarded ? undefined : directory.ownerUrl(partition);
-  if (url !== undefined) return { kind: 'remote', url };
+  const url = mode.fromSibling ? undefined : directory.ownerUrl(partition);
+  if (url !== undefined && (!mode.forwarded || workerOfUrl(url) !== undefined)) return { kind: 'remote', url };
   throw unavailable(directory, partition);
 }
 

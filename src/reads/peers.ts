@@ -1,5 +1,6 @@
 import { PartitionUnavailableError } from '../errors.js';
-import { FORWARDED_HEADER, STALE_HEADER } from './wire.js';
+import { workerOfUrl } from '../workers/address.js';
+import { FORWARDED_HEADER, FROM_SIBLING, STALE_HEADER } from './wire.js';
 
 /** An answer relayed unchanged from the instance that owns the data. */
 export interface Relayed {
@@ -13,13 +14,14 @@ export interface PeersOptions {
   readonly token?: string | undefined;
   /** How long another instance may take to answer. */
   readonly timeoutMs?: number | undefined;
-  /** The HTTP client (global fetch unless a test gives one). */
+  /** The HTTP client (global fetch unless a test gives one); with workers it also reaches siblings' `workerUrl`s. */
   readonly fetch?: typeof fetch | undefined;
 }
 
 /**
- * HTTP requests to other instances. Each is marked forwarded, so the receiver answers from what
- * it holds and never forwards again; failures to reach it become PartitionUnavailableError.
+ * HTTP requests to other instances and sibling workers. Each is marked forwarded, so the receiver
+ * answers from what its instance (a sibling: itself) holds and never forwards to another
+ * instance; failures to reach it become PartitionUnavailableError.
  */
 export class Peers {
   private readonly timeoutMs: number;
@@ -51,7 +53,7 @@ export class Peers {
     const { token } = this.options;
     try {
       return await this.fetch(`${base.replace(/\/$/, '')}${path}`, {
-        headers: { [FORWARDED_HEADER]: '1', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        headers: { [FORWARDED_HEADER]: workerOfUrl(base) === undefined ? '1' : FROM_SIBLING, ...(token ? { authorization: `Bearer ${token}` } : {}) },
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {

@@ -135,16 +135,9 @@ export class Reads {
       // A read-only multi-partition transaction: one serializable cut of every partition.
       return { body: await this.consistent.ask(name, own), stale: false };
     }
-    const { local, remote } = this.split(mode);
-    const byPartition = new Map<number, unknown>();
-    const mine = this.queryHere(query, own, local, mode);
-    let stale = mine.stale;
-    for (const { partition, value } of mine.parts) byPartition.set(partition, value);
-    for (const [url, partitions] of remote) {
-      const theirs = await this.peers.partial<Partial<QueryPartial>>(url, queryPartialPath(name, own, partitions, mode));
-      for (const { partition, value } of theirs.parts ?? []) byPartition.set(partition, value);
-      stale ||= theirs.stale === true;
-    }
+    const gathered = await this.gatherParts(name, query, own, mode);
+    const byPartition = new Map<number, unknown>(gathered.parts.map(({ partition, value }) => [partition, value]));
+    const stale = gathered.stale;
     for (let p = 0; p < this.app.partitions; p++) {
       if (!byPartition.has(p)) throw new PartitionUnavailableError(`partition ${p} did not answer; retry shortly`, undefined, { partition: p });
     }
@@ -152,31 +145,45 @@ export class Reads {
     return { body: this.queries.merge(query, parts, own), stale };
   }
 
-  /** Answer to another instance's internal scan: rows of the partitions it asked for, all held here. */
-  scanPartial(tableName: string, request: ScanPartialQuery, mode: ReadMode): ScanPartial {
+  /** Answer to another instance's internal scan: rows of the partitions it asked for, all held by this instance. */
+  async scanPartial(tableName: string, request: ScanPartialQuery, mode: ReadMode): Promise<ScanPartial> {
     const table = findTable(this.app, tableName);
     const after = request.after === undefined ? undefined : parseKey(table, request.after);
     // The asker wants one row more than a page.
-    return this.scanHere(table, parsePartitions(request.partitions), after, parseLimit(request.limit, MAX_PAGE + 1), mode);
+    return this.gatherRows(table, after, parseLimit(request.limit, MAX_PAGE + 1), mode, parsePartitions(request.partitions));
   }
 
   /** Answer to another instance's internal query: partial answers of the partitions named in `params.partitions`. */
-  queryPartial(name: string, params: Readonly<Record<string, string>>, mode: ReadMode): QueryPartial {
-    return this.queryHere(this.queries.find(name), queryParams(params), parsePartitions(params['partitions']), mode);
+  async queryPartial(name: string, params: Readonly<Record<string, string>>, mode: ReadMode): Promise<QueryPartial> {
+    return this.gatherParts(name, this.queries.find(name), queryParams(params), mode, parsePartitions(params['partitions']));
   }
 
-  /** Rows after `after` of every partition (at most `limit` per partition), here and elsewhere. */
-  private async gatherRows(table: CompiledTable, after: Key | undefined, limit: number, mode: ReadMode): Promise<ScanPartial> {
-    const { local, remote } = this.split(mode);
+  /** Rows after `after` of `partitions` (at most `limit` per partition), here and elsewhere. */
+  private async gatherRows(table: CompiledTable, after: Key | undefined, limit: number, mode: ReadMode, partitions = this.allPartitions()): Promise<ScanPartial> {
+    const { local, remote } = this.split(mode, partitions);
     const mine = this.scanHere(table, local, after, limit, mode);
     const rows = [...mine.rows];
     let stale = mine.stale;
-    for (const [url, partitions] of remote) {
-      const theirs = await this.peers.partial<Partial<ScanPartial>>(url, scanPartialPath(table.name, partitions, after, limit, mode));
+    for (const [url, theirPartitions] of remote) {
+      const theirs = await this.peers.partial<Partial<ScanPartial>>(url, scanPartialPath(table.name, theirPartitions, after, limit, mode));
       rows.push(...(theirs.rows ?? []));
       stale ||= theirs.stale === true;
     }
     return { rows, stale };
+  }
+
+  /** Each of `partitions`' partial answer to a query, here and elsewhere. */
+  private async gatherParts(name: string, query: CompiledQuery, params: Readonly<Record<string, string>>, mode: ReadMode, partitions = this.allPartitions()): Promise<QueryPartial> {
+    const { local, remote } = this.split(mode, partitions);
+    const mine = this.queryHere(query, params, local, mode);
+    const parts = [...mine.parts];
+    let stale = mine.stale;
+    for (const [url, theirPartitions] of remote) {
+      const theirs = await this.peers.partial<Partial<QueryPartial>>(url, queryPartialPath(name, params, theirPartitions, mode));
+      parts.push(...(theirs.parts ?? []));
+      stale ||= theirs.stale === true;
+    }
+    return { parts, stale };
   }
 
   private scanHere(table: CompiledTable, partitions: readonly number[], after: Key | undefined, limit: number, mode: ReadMode): ScanPartial {
@@ -203,16 +210,20 @@ export class Reads {
     return { parts, stale };
   }
 
-  /** Partitions read here, and the rest grouped by the instance to ask. */
-  private split(mode: ReadMode): { local: number[]; remote: Map<string, number[]> } {
+  /** Which of `partitions` are read here, and the rest grouped by the instance (or sibling worker) to ask. */
+  private split(mode: ReadMode, partitions: readonly number[]): { local: number[]; remote: Map<string, number[]> } {
     const local: number[] = [];
     const remote = new Map<string, number[]>();
-    for (let p = 0; p < this.app.partitions; p++) {
+    for (const p of partitions) {
       const where = locate(this.directory, p, mode);
       if (where.kind === 'local') local.push(p);
       else remote.set(where.url, [...(remote.get(where.url) ?? []), p]);
     }
     return { local, remote };
+  }
+
+  private allPartitions(): number[] {
+    return Array.from({ length: this.app.partitions }, (_, p) => p);
   }
 }
 

@@ -5,8 +5,13 @@
  */
 import type { Key } from '../state/index.js';
 
-/** Marks a request one instance sends another, so it is answered locally and never forwarded again. */
+/**
+ * Marks a request one instance sends another (`1`), answered by the worker holding the data and
+ * never sent to another instance again; or one worker sends a sibling (`worker`), answered there.
+ */
 export const FORWARDED_HEADER = 'x-farad-forwarded';
+/** FORWARDED_HEADER's value on a request between two workers of one instance. */
+export const FROM_SIBLING = 'worker';
 /** Set on an answer read from a standby copy. */
 export const STALE_HEADER = 'x-farad-stale';
 /** A caller that accepts a stale answer sends this header as `true` (or `?stale=true`). */
@@ -16,12 +21,14 @@ export const ACCEPT_STALE_HEADER = 'x-farad-accept-stale';
 export interface ReadMode {
   /** The caller accepts an answer from a standby copy. */
   readonly staleOk: boolean;
-  /** The request came from another instance: answer from here or fail, never forward again. */
+  /** The request came from another instance (or a sibling worker): never forward it to another instance. */
   readonly forwarded: boolean;
+  /** The request came from a sibling worker: answer from this worker or fail. */
+  readonly fromSibling: boolean;
 }
 
 /** A fresh read by an outside caller. */
-export const FRESH: ReadMode = { staleOk: false, forwarded: false };
+export const FRESH: ReadMode = { staleOk: false, forwarded: false, fromSibling: false };
 
 /** The read mode of a request, from its query string and headers. */
 export function readModeOf(
@@ -30,7 +37,8 @@ export function readModeOf(
 ): ReadMode {
   return {
     staleOk: query['stale'] === 'true' || headers[ACCEPT_STALE_HEADER] === 'true',
-    forwarded: headers[FORWARDED_HEADER] === '1',
+    forwarded: headers[FORWARDED_HEADER] === '1' || headers[FORWARDED_HEADER] === FROM_SIBLING,
+    fromSibling: headers[FORWARDED_HEADER] === FROM_SIBLING,
   };
 }
 

@@ -66,6 +66,9 @@ export function assignPartitions(partitions: number, members: readonly MemberRep
 }
 
 export interface StandbyCandidate {
+  /** The group member (one per worker); defaults to `instanceId` (one member per instance). */
+  readonly memberId?: string | undefined;
+  /** The failure domain copies must differ by: workers of one instance share it. */
   readonly instanceId: string;
   readonly rack?: string | undefined;
   /** Partitions it holds warm now, with their changelog offsets (keeps placement sticky). */
@@ -73,12 +76,13 @@ export interface StandbyCandidate {
 }
 
 /**
- * Places `replicas` standby copies of every partition on instances other than its active owner:
- * on distinct instances, on racks other than the owner's and each other's when racks tell them
- * apart; then on the instance `assignPartitions` would give the partition if its owner died (so
- * failover finds the copy there even when balance limits where partitions may go); then sticky
- * (an instance that holds a partition warm keeps it); then least loaded. Every member computes
- * this from the same group view, so all agree without another round trip.
+ * Places `replicas` standby copies of every partition on members of instances other than its
+ * active owner's: on distinct instances, on racks other than the owner's and each other's when
+ * racks tell them apart; then on the member `assignPartitions` would give the partition if its
+ * owner's instance died (so failover finds the copy there even when balance limits where
+ * partitions may go); then sticky (a member that holds a partition warm keeps it); then least
+ * loaded. `active` and the result are keyed by member id. Every member computes this from the
+ * same group view, so all agree without another round trip.
  */
 export function placeStandbys(
   partitions: number,
@@ -86,60 +90,64 @@ export function placeStandbys(
   active: ReadonlyMap<string, readonly number[]>,
   replicas: number,
 ): Map<string, number[]> {
-  const sorted = [...members].sort((a, b) => a.instanceId.localeCompare(b.instanceId));
-  const result = new Map<string, number[]>(sorted.map((m) => [m.instanceId, []]));
-  const load = new Map<string, number>(sorted.map((m) => [m.instanceId, active.get(m.instanceId)?.length ?? 0]));
-  const ownerOf = new Map<number, string>();
-  for (const [instanceId, owned] of active) for (const p of owned) ownerOf.set(p, instanceId);
+  const sorted = members
+    .map((m) => ({ ...m, memberId: m.memberId ?? m.instanceId }))
+    .sort((a, b) => a.instanceId.localeCompare(b.instanceId) || a.memberId.localeCompare(b.memberId));
+  const result = new Map<string, number[]>(sorted.map((m) => [m.memberId, []]));
+  const load = new Map<string, number>(sorted.map((m) => [m.memberId, active.get(m.memberId)?.length ?? 0]));
+  const instanceOf = new Map(sorted.map((m) => [m.memberId, m.instanceId]));
+  const ownerOf = new Map<number, string>(); // partition → owning instance
+  for (const [memberId, owned] of active) for (const p of owned) ownerOf.set(p, instanceOf.get(memberId) ?? memberId);
   const rackOf = new Map(sorted.map((m) => [m.instanceId, m.rack ?? m.instanceId]));
+  const instances = new Set(sorted.map((m) => m.instanceId)).size;
   const target = failoverTargets(partitions, sorted, active);
 
   for (let p = 0; p < partitions; p++) {
     const owner = ownerOf.get(p);
-    const chosen: string[] = [];
+    const chosen: string[] = []; // instances holding a copy
     const usedRacks = new Set<string>(owner !== undefined ? [rackOf.get(owner) ?? owner] : []);
-    const want = Math.min(replicas, sorted.length - (owner !== undefined ? 1 : 0));
+    const want = Math.min(replicas, instances - (owner !== undefined ? 1 : 0));
     while (chosen.length < want) {
       const candidates = sorted.filter((m) => m.instanceId !== owner && !chosen.includes(m.instanceId));
       candidates.sort((a, b) => {
         const newRackA = usedRacks.has(rackOf.get(a.instanceId)!) ? 1 : 0;
         const newRackB = usedRacks.has(rackOf.get(b.instanceId)!) ? 1 : 0;
         if (newRackA !== newRackB) return newRackA - newRackB;
-        const targetA = target.get(p) === a.instanceId ? 0 : 1;
-        const targetB = target.get(p) === b.instanceId ? 0 : 1;
+        const targetA = target.get(p) === a.memberId ? 0 : 1;
+        const targetB = target.get(p) === b.memberId ? 0 : 1;
         if (targetA !== targetB) return targetA - targetB;
         const warmA = a.warm?.[p] !== undefined ? 0 : 1;
         const warmB = b.warm?.[p] !== undefined ? 0 : 1;
         if (warmA !== warmB) return warmA - warmB;
-        return load.get(a.instanceId)! - load.get(b.instanceId)! || a.instanceId.localeCompare(b.instanceId);
+        return load.get(a.memberId)! - load.get(b.memberId)! || a.memberId.localeCompare(b.memberId);
       });
       const pick = candidates[0];
       if (!pick) break;
       chosen.push(pick.instanceId);
       usedRacks.add(rackOf.get(pick.instanceId)!);
-      load.set(pick.instanceId, load.get(pick.instanceId)! + 1);
-      result.get(pick.instanceId)!.push(p);
+      load.set(pick.memberId, load.get(pick.memberId)! + 1);
+      result.get(pick.memberId)!.push(p);
     }
   }
   return result;
 }
 
-/** Where each partition would go if its owner alone failed: the assignor run without that owner. */
+/** Where each partition would go if its owner's instance alone failed: the assignor run without that instance's members. */
 function failoverTargets(
   partitions: number,
-  members: readonly StandbyCandidate[],
+  members: ReadonlyArray<{ readonly memberId: string; readonly instanceId: string }>,
   active: ReadonlyMap<string, readonly number[]>,
 ): Map<number, string> {
   const targets = new Map<number, string>();
-  for (const dead of members) {
-    const orphaned = active.get(dead.instanceId) ?? [];
-    if (orphaned.length === 0) continue;
+  for (const dead of new Set(members.map((m) => m.instanceId))) {
+    const orphaned = new Set(members.filter((m) => m.instanceId === dead).flatMap((m) => active.get(m.memberId) ?? []));
+    if (orphaned.size === 0) continue;
     const survivors = members
-      .filter((m) => m.instanceId !== dead.instanceId)
-      .map((m) => ({ memberId: m.instanceId, instanceId: m.instanceId, active: active.get(m.instanceId) ?? [] }));
+      .filter((m) => m.instanceId !== dead)
+      .map((m) => ({ memberId: m.memberId, instanceId: m.instanceId, active: active.get(m.memberId) ?? [] }));
     if (survivors.length === 0) continue;
-    for (const [instanceId, owned] of assignPartitions(partitions, survivors)) {
-      for (const p of owned) if (orphaned.includes(p)) targets.set(p, instanceId);
+    for (const [memberId, owned] of assignPartitions(partitions, survivors)) {
+      for (const p of owned) if (orphaned.has(p)) targets.set(p, memberId);
     }
   }
   return targets;

@@ -1,5 +1,6 @@
 import type { GroupMember, MembershipPolicy } from '../streams/index.js';
-import { assignPartitions, placeStandbys, type MemberReport } from './assignor.js';
+import { workerUrl } from '../workers/address.js';
+import { assignPartitions, placeStandbys, type MemberReport, type StandbyCandidate } from './assignor.js';
 
 /** What an instance tells the group about itself (JSON in the member's report). */
 export interface InstanceReport {
@@ -11,17 +12,23 @@ export interface InstanceReport {
   readonly rack?: string;
   /** Where other instances reach this one's HTTP API. */
   readonly url?: string;
+  /** Which worker process of the instance this member is (absent: the instance has one). */
+  readonly worker?: number;
 }
 
-/** An instance as the others know it. */
+/** A member as the others know it. */
 export interface Member {
   readonly instanceId: string;
   readonly url: string | undefined;
+  readonly worker: number | undefined;
 }
+
 
 export interface ReplicationOptions {
   readonly partitions: number;
   readonly instanceId: string;
+  /** This member's worker index when the instance runs several worker processes. */
+  readonly worker?: number | undefined;
   /** Standby copies per partition (k). */
   readonly replicas: number;
   readonly rack?: string | undefined;
@@ -29,7 +36,7 @@ export interface ReplicationOptions {
   readonly advertisedUrl: () => string | undefined;
   /** What this instance holds now: active partitions and warm copies. */
   readonly holdings: () => { active: readonly number[]; warm: Readonly<Record<number, number>> };
-  /** The group settled: partitions this instance keeps standby copies of, and those active here. */
+  /** The group settled: partitions this member keeps standby copies of, and those active here. */
   readonly onStandbys: (standbys: readonly number[], activeHere: ReadonlySet<number>) => void;
   readonly onRebalance?: () => void;
 }
@@ -38,7 +45,8 @@ export interface ReplicationOptions {
  * farad's membership policy, carried by any transport: balanced, sticky, warm-first active
  * placement (assignPartitions), standby placement that follows failover (placeStandbys), and
  * the group view reads use to find a partition's owner. Every member computes the same view
- * from the same settled group, so no extra round trip is needed.
+ * from the same settled group, so no extra round trip is needed. A member is one worker process;
+ * workers of one instance share its id, its URL and its failure domain.
  */
 export class ReplicationMembership implements MembershipPolicy {
   /** The active owner of every partition, as of the last settled group. */
@@ -55,6 +63,7 @@ export class ReplicationMembership implements MembershipPolicy {
       warm,
       ...(this.options.rack ? { rack: this.options.rack } : {}),
       ...(url ? { url } : {}),
+      ...(this.options.worker !== undefined ? { worker: this.options.worker } : {}),
     };
     return Buffer.from(JSON.stringify(report));
   }
@@ -68,31 +77,36 @@ export class ReplicationMembership implements MembershipPolicy {
   }
 
   settled(members: readonly GroupMember[], self: string): void {
-    const reports: Array<InstanceReport> = [];
+    const candidates: StandbyCandidate[] = [];
     const active = new Map<string, number[]>();
     const activeByPartition = new Map<number, Member>();
     let activeHere: ReadonlySet<number> = new Set();
     for (const member of members) {
       const own = decodeReport(member.report);
       const instanceId = own.instanceId ?? member.memberId;
-      reports.push({ instanceId, active: own.active ?? [], warm: own.warm ?? {}, ...(own.rack ? { rack: own.rack } : {}), ...(own.url ? { url: own.url } : {}) });
-      active.set(instanceId, [...member.partitions]);
-      for (const p of member.partitions) activeByPartition.set(p, { instanceId, url: own.url });
+      candidates.push({ memberId: member.memberId, instanceId, warm: own.warm ?? {}, ...(own.rack ? { rack: own.rack } : {}) });
+      active.set(member.memberId, [...member.partitions]);
+      for (const p of member.partitions) activeByPartition.set(p, { instanceId, url: own.url, worker: own.worker });
       if (member.memberId === self) activeHere = new Set(member.partitions);
     }
-    const placed = placeStandbys(this.options.partitions, reports, active, this.options.replicas);
+    const placed = placeStandbys(this.options.partitions, candidates, active, this.options.replicas);
     this.owners = activeByPartition;
-    this.options.onStandbys(placed.get(this.options.instanceId) ?? [], activeHere);
+    this.options.onStandbys(placed.get(self) ?? [], activeHere);
   }
 
   rebalanced(): void {
     this.options.onRebalance?.();
   }
 
-  /** Base URL of the other instance that owns `partition` now, if known. */
+  /**
+   * Where to read `partition` when it is not active here: the base URL of the other instance that
+   * owns it, or the `workerUrl` of the sibling worker that does; undefined when unknown or here.
+   */
   ownerUrl(partition: number): string | undefined {
     const owner = this.owners.get(partition);
-    return owner && owner.instanceId !== this.options.instanceId ? owner.url : undefined;
+    if (!owner) return undefined;
+    if (owner.instanceId !== this.options.instanceId) return owner.url;
+    return owner.worker !== undefined && owner.worker !== this.options.worker ? workerUrl(owner.worker) : undefined;
   }
 }
 

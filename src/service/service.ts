@@ -15,6 +15,8 @@ import { Lifecycle } from './lifecycle.js';
 import { stateSizes, timersPending } from './state-sizes.js';
 import { loadTableSchemas } from './table-schemas.js';
 import { appTopics, createCodec, openTransport } from './transport.js';
+import { instanceHealth, instanceMetrics, serveSiblings } from './worker-views.js';
+import type { WorkerLink } from '../workers/index.js';
 
 /** A running farad instance. */
 export interface Service {
@@ -43,6 +45,8 @@ export interface StartOptions {
   http?: boolean;
   /** Transport to use instead of the one named in config (tests). */
   transport?: EventLog;
+  /** This process is one worker of an instance (`farad run` with several workers): its link to the others. */
+  worker?: WorkerLink | undefined;
 }
 
 /**
@@ -53,8 +57,10 @@ export interface StartOptions {
  * (join the group; stopping commits what is in flight), HTTP requests (stopped first).
  */
 export async function startService(app: App, config: Config, options: StartOptions = {}): Promise<Service> {
-  const logger = options.logger ?? createLogger(config.log.level);
-  for (const warning of config.warnings) logger.warn({ warning }, 'setting has no effect');
+  const { worker } = options;
+  const logger = (options.logger ?? createLogger(config.log.level)).child(worker ? { worker: worker.worker } : {});
+  // Workers of one instance share the config: one of them speaks for it.
+  if (!worker || worker.worker === 0) for (const warning of config.warnings) logger.warn({ warning }, 'setting has no effect');
   const compiled = compileApp(app, config.settings);
   const codec = await createCodec(compiled, config);
   // Gauges read what exists when they are scraped.
@@ -111,12 +117,21 @@ export async function startService(app: App, config: Config, options: StartOptio
     () => (compiled.protocolTopic ? new ConsistentQueries(log, compiled.protocolTopic, logger) : undefined),
     (c) => c?.close(),
   );
-  const reads = new Reads({ app: compiled, directory: host, peers: { token: config.http.token }, consistent });
+  const reads = new Reads({ app: compiled, directory: host, peers: { token: config.http.token, fetch: worker?.fetch }, consistent });
   const ingest = new Ingest(compiled, codec, log, metrics);
   const { http, address } = await life.start(
     'http',
     async () => {
-      const server = await buildHttpServer({ http: config.http, reads, ingest, health: host, metrics, logger });
+      const server = await buildHttpServer({
+        http: config.http,
+        reads,
+        ingest,
+        health: worker ? instanceHealth(worker) : host,
+        metrics,
+        exposition: worker && instanceMetrics(worker, metrics),
+        logger,
+      });
+      if (worker) serveSiblings(worker, { health: host, metrics, http: server });
       try {
         return { http: server, address: await listen(server, config, options.http !== false) };
       } catch (err) {
@@ -132,6 +147,7 @@ export async function startService(app: App, config: Config, options: StartOptio
   const membership = (live.membership = new ReplicationMembership({
     partitions: compiled.partitions,
     instanceId: config.instanceId,
+    worker: worker?.worker,
     replicas: config.replication.replicas,
     rack: config.replication.rack,
     advertisedUrl: () => config.replication.advertisedUrl ?? (options.http === false ? undefined : urlOf(config, address.port)),

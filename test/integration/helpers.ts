@@ -524,6 +524,8 @@ export async function spawnFarad(appPath: string, env: Record<string, string>): 
       FARAD_HTTP_PORT: String(port),
       FARAD_HTTP_HOST: '127.0.0.1',
       FARAD_LOG_LEVEL: 'warn',
+      // One process per instance: these tests signal (kill -9, SIGSTOP) the instance's process.
+      FARAD_WORKERS: '1',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { Redis } from 'ioredis';
@@ -68,6 +68,8 @@ export async function spawnInstance(id: string, env: Record<string, string>, app
     FARAD_ADVERTISED_URL: base,
     FARAD_LOG_LEVEL: process.env.FARAD_TEST_CHILD_LOG_LEVEL ?? 'warn',
     FARAD_INSTANCE_ID: id,
+    // One process per instance unless a test asks for workers: faults are signals to that process.
+    FARAD_WORKERS: '1',
     ...env,
   };
   for (const [k, v] of Object.entries(fullEnv)) if (v === '') delete fullEnv[k];
@@ -89,6 +91,24 @@ export async function spawnInstance(id: string, env: Record<string, string>, app
     }),
   );
   return { id, child, base, startedAt, output: () => output, exited };
+}
+
+/** The worker processes of an instance started with several workers (its child processes). */
+export function workerPids(instance: Instance): number[] {
+  const pid = instance.child.pid;
+  if (pid === undefined) return [];
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === pid && fields[0] !== 'Z') out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out.sort((a, b) => a - b);
 }
 
 export function isRunning(instance: Instance): boolean {

@@ -295,6 +295,7 @@ const CONTRACT: ReadonlyArray<[variable: string, path: string, text: string, val
   ['FARAD_HTTP_TOKEN', 'http.token', 't', 't'],
   ['FARAD_HTTP_BODY_LIMIT_BYTES', 'http.bodyLimitBytes', '2048', 2048],
   ['FARAD_INSTANCE_ID', 'instanceId', 'i-0', 'i-0'],
+  ['FARAD_WORKERS', 'workers', '3', 3],
   ['FARAD_REPLICAS', 'replicas', '2', 2],
   ['FARAD_RACK', 'rack', 'zone-a', 'zone-a'],
   ['FARAD_ADVERTISED_URL', 'advertisedUrl', 'http://a:1', 'http://a:1'],

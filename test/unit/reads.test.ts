@@ -1,7 +1,8 @@
 /**
  * Reads over a hand-made PartitionDirectory and real PartitionState objects: where a partition
  * is read (active here, standby when stale is allowed, the owner, or 503), key reads, paging
- * (including partition-local tables), queries, gathering from another instance, typed errors.
+ * (including partition-local tables), queries, gathering from another instance or a sibling
+ * worker, typed errors.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,7 @@ import type { PartitionDirectory, PartitionRole } from '../../src/partition/inde
 import { compileApp, defineApp, globalTable, record, table, type CompiledApp } from '../../src/procedures/index.js';
 import { FRESH, locate, pageOf, readModeOf, Reads, type ReadMode, type ScannedRow } from '../../src/reads/index.js';
 import { PartitionState, partitionForKey } from '../../src/state/index.js';
+import { workerUrl } from '../../src/workers/index.js';
 import { intKeysOf, keysOf } from './support/partition-keys.js';
 
 // ---- the app under test ---------------------------------------------------------------------
@@ -119,7 +121,11 @@ function allActive(all: readonly PartitionState[], clustered = false): Directory
   return directory;
 }
 
-const STALE: ReadMode = { staleOk: true, forwarded: false };
+const STALE: ReadMode = { staleOk: true, forwarded: false, fromSibling: false };
+/** A read another instance forwarded here. */
+const FORWARDED: ReadMode = { staleOk: false, forwarded: true, fromSibling: false };
+/** A read a sibling worker of this instance forwarded here. */
+const FROM_SIBLING: ReadMode = { staleOk: false, forwarded: true, fromSibling: true };
 const app = compileApp(bank);
 const [ALICE, BOB] = keysOf(1, PARTITIONS, 2, 'acct-') as [string, string];
 const [CAROL] = keysOf(2, PARTITIONS, 1, 'acct-') as [string];
@@ -157,7 +163,19 @@ describe('locate', () => {
     const directory = new Directory(true);
     directory.owners.set(3, 'http://b:8080');
     assert.deepEqual(locate(directory, 3, FRESH), { kind: 'remote', url: 'http://b:8080' });
-    assert.throws(() => locate(directory, 3, { staleOk: false, forwarded: true }), PartitionUnavailableError);
+    assert.throws(() => locate(directory, 3, FORWARDED), PartitionUnavailableError);
+  });
+
+  it('a forwarded read may still go to a sibling worker; one from a sibling goes nowhere', () => {
+    const directory = new Directory(true);
+    directory.owners.set(1, workerUrl(2)).set(3, 'http://b:8080');
+    for (const mode of [FRESH, FORWARDED]) assert.deepEqual(locate(directory, 1, mode), { kind: 'remote', url: 'farad-worker://2' });
+    assert.throws(() => locate(directory, 1, FROM_SIBLING), PartitionUnavailableError);
+    assert.throws(() => locate(directory, 3, FROM_SIBLING), PartitionUnavailableError);
+    // Reading a standby copy here (stale) comes before asking anyone.
+    const [state] = states(app, {});
+    directory.hold(1, 'standby', state);
+    assert.deepEqual(locate(directory, 1, { ...FROM_SIBLING, staleOk: true }), { kind: 'local', state, stale: true });
   });
 
   it('never reads a partition that is restoring, fencing, closing or failed, even stale', () => {
@@ -186,11 +204,13 @@ describe('locate', () => {
 });
 
 describe('readModeOf', () => {
-  it('allows stale answers by query parameter or header, and marks forwarded requests', () => {
-    assert.deepEqual(readModeOf({}, {}), { staleOk: false, forwarded: false });
-    assert.deepEqual(readModeOf({ stale: 'true' }, {}), { staleOk: true, forwarded: false });
-    assert.deepEqual(readModeOf({ stale: 'false' }, { 'x-farad-accept-stale': 'true' }), { staleOk: true, forwarded: false });
-    assert.deepEqual(readModeOf({}, { 'x-farad-forwarded': '1' }), { staleOk: false, forwarded: true });
+  it('allows stale answers by query parameter or header, and marks forwarded requests (by another instance or a sibling worker)', () => {
+    assert.deepEqual(readModeOf({}, {}), FRESH);
+    assert.deepEqual(readModeOf({ stale: 'true' }, {}), STALE);
+    assert.deepEqual(readModeOf({ stale: 'false' }, { 'x-farad-accept-stale': 'true' }), STALE);
+    assert.deepEqual(readModeOf({}, { 'x-farad-forwarded': '1' }), FORWARDED);
+    assert.deepEqual(readModeOf({}, { 'x-farad-forwarded': 'worker' }), FROM_SIBLING);
+    assert.deepEqual(readModeOf({}, { 'x-farad-forwarded': 'yes' }), FRESH, 'only the values farad sends count');
   });
 });
 
@@ -444,7 +464,7 @@ describe('gathering from another instance', () => {
       const mode = readModeOf(query, init?.headers as Record<string, string>);
       try {
         const [, , , kind, name] = url.pathname.split('/');
-        const body = kind === 'tables' ? b.scanPartial(name!, query, mode) : b.queryPartial(name!, query, mode);
+        const body = kind === 'tables' ? await b.scanPartial(name!, query, mode) : await b.queryPartial(name!, query, mode);
         return Response.json(body);
       } catch (err) {
         return Response.json({ error: (err as PartitionUnavailableError).code, message: (err as Error).message }, { status: 503 });
@@ -485,5 +505,142 @@ describe('gathering from another instance', () => {
     const { a } = cluster('restoring');
     const err = await thrown(() => a.scan('balances'), PartitionUnavailableError);
     assert.match(err.message, /^http:\/\/b:8080: partition 3 is restoring here/);
+  });
+});
+
+// ---- several workers in one instance: reading from a sibling worker -------------------------
+
+describe('reading from a sibling worker', () => {
+  const accounts = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`acct-${i}`, i]));
+  const all = states(app, { balances: accounts, totals: [[0, 1, 1], [1, 1, 2], [2, 1, 3], [3, 1, 4]] });
+  const SIBLING = workerUrl(1);
+  const B = 'http://b:8080';
+  const [DAVE] = keysOf(3, PARTITIONS, 1, 'acct-') as [string];
+
+  interface Call {
+    readonly url: string;
+    readonly forwarded: string | undefined;
+  }
+
+  /**
+   * Worker 0 of instance A holds partitions 0 and 1; its sibling worker 1 holds 2 (in
+   * `siblingRole`); another instance B holds 3. Requests to the sibling and to B reach their
+   * Reads as the HTTP adapter wires them (internal partials answered, key reads relayed).
+   */
+  function instance(siblingRole: PartitionRole = 'active'): { w0: Reads; calls: Call[] } {
+    const onW0 = new Directory(true).hold(0, 'active', all[0]).hold(1, 'active', all[1]);
+    onW0.owners.set(2, SIBLING).set(3, B);
+    const onW1 = new Directory(true).hold(2, siblingRole, all[2]);
+    onW1.owners.set(0, workerUrl(0)).set(1, workerUrl(0)).set(3, B);
+    const onB = new Directory(true).hold(3, 'active', all[3]);
+    onB.owners.set(0, 'http://a:8080').set(1, 'http://a:8080').set(2, 'http://a:8080');
+    const peers = { w1: new Reads({ app, directory: onW1 }), b: new Reads({ app, directory: onB }) };
+    const calls: Call[] = [];
+    const fakeFetch = (async (input: string | URL | Request, init?: RequestInit) => {
+      const headers = init?.headers as Record<string, string>;
+      calls.push({ url: String(input), forwarded: headers['x-farad-forwarded'] });
+      const url = new URL(String(input));
+      const to = String(input).startsWith(SIBLING) ? peers.w1 : String(input).startsWith(B) ? peers.b : undefined;
+      if (!to) throw new TypeError('fetch failed');
+      const query = Object.fromEntries(url.searchParams);
+      const mode = readModeOf(query, headers);
+      try {
+        const [, first, second, kind, name] = url.pathname.split('/').map(decodeURIComponent);
+        if (first === 'tables') {
+          const read = await to.get(second!, kind!, mode);
+          return Response.json(read.body, { status: read.kind === 'relayed' ? read.status : 200 });
+        }
+        const body = kind === 'tables' ? await to.scanPartial(name!, query, mode) : await to.queryPartial(name!, query, mode);
+        return Response.json(body);
+      } catch (err) {
+        return Response.json({ error: (err as PartitionUnavailableError).code, message: (err as Error).message }, { status: 503 });
+      }
+    }) as typeof fetch;
+    return { w0: new Reads({ app, directory: onW0, peers: { fetch: fakeFetch } }), calls };
+  }
+
+  it('a fresh key read of a partition a sibling owns goes to that sibling, marked as from a sibling', async () => {
+    const { w0, calls } = instance();
+    const read = await w0.get('balances', CAROL);
+    assert.deepEqual(read, {
+      kind: 'relayed',
+      status: 200,
+      body: { table: 'balances', key: CAROL, partition: 2, value: { balance: accounts[CAROL] } },
+      stale: false,
+    });
+    assert.deepEqual(calls, [{ url: `${SIBLING}/tables/balances/${CAROL}`, forwarded: 'worker' }]);
+  });
+
+  it('a read another instance forwarded still reaches the sibling worker that owns the partition', async () => {
+    const { w0, calls } = instance();
+    const read = await w0.get('balances', CAROL, FORWARDED);
+    assert.equal(read.kind, 'relayed');
+    assert.equal(read.kind === 'relayed' && read.status, 200);
+    assert.deepEqual(calls, [{ url: `${SIBLING}/tables/balances/${CAROL}`, forwarded: 'worker' }]);
+  });
+
+  it('a read another instance forwarded never goes on to a third instance', async () => {
+    const { w0, calls } = instance();
+    const err = await thrown(() => w0.get('balances', DAVE, FORWARDED), PartitionUnavailableError);
+    assert.deepEqual(err.details, { partition: 3 });
+    await thrown(() => w0.scanPartial('balances', { partitions: '0,3' }, FORWARDED), PartitionUnavailableError);
+    await thrown(() => w0.queryPartial('sums', { partitions: '3' }, FORWARDED), PartitionUnavailableError);
+    assert.deepEqual(calls, [], 'nothing was sent');
+    // A fresh read does go to the other instance, marked forwarded.
+    await w0.get('balances', DAVE);
+    assert.deepEqual(calls, [{ url: `${B}/tables/balances/${DAVE}`, forwarded: '1' }]);
+  });
+
+  it('a read a sibling forwarded is answered here or fails: never forwarded again', async () => {
+    const { w0, calls } = instance();
+    for (const key of [CAROL, DAVE]) {
+      const err = await thrown(() => w0.get('balances', key, FROM_SIBLING), PartitionUnavailableError);
+      assert.equal(err.context.partition, partitionForKey(key, PARTITIONS));
+    }
+    await thrown(() => w0.scanPartial('balances', { partitions: '2' }, FROM_SIBLING), PartitionUnavailableError);
+    await thrown(() => w0.queryPartial('sums', { partitions: '2' }, { ...FROM_SIBLING, staleOk: true }), PartitionUnavailableError);
+    assert.deepEqual(calls, [], 'nothing was sent');
+    // What it holds itself it answers.
+    const mine = await w0.scanPartial('balances', { partitions: '0,1' }, FROM_SIBLING);
+    assert.equal(mine.rows.length, Object.keys(accounts).filter((k) => partitionForKey(k, PARTITIONS) < 2).length);
+  });
+
+  it('an internal scan or query another instance sent gathers the partitions sibling workers hold', async () => {
+    const { w0, calls } = instance();
+    const scanned = await w0.scanPartial('balances', { partitions: '0,2', limit: '100' }, FORWARDED);
+    const expected = Object.keys(accounts).filter((k) => [0, 2].includes(partitionForKey(k, PARTITIONS)));
+    assert.deepEqual(scanned.rows.map((r) => r.key).sort(), expected.sort());
+    assert.ok(scanned.rows.some((r) => r.partition === 2), 'the sibling’s rows are there');
+    assert.equal(scanned.stale, false);
+    assert.deepEqual(calls, [{ url: `${SIBLING}/internal/partials/tables/balances?partitions=2&limit=100`, forwarded: 'worker' }]);
+
+    const queried = await w0.queryPartial('sums', { partitions: '1,2', factor: '3' }, FORWARDED);
+    assert.deepEqual(
+      [...queried.parts].sort((a, b) => a.partition - b.partition),
+      [
+        { partition: 1, value: { partition: 1, sum: 6 } },
+        { partition: 2, value: { partition: 2, sum: 9 } },
+      ],
+    );
+    assert.equal(calls.at(-1)!.forwarded, 'worker');
+    assert.match(calls.at(-1)!.url, /^farad-worker:\/\/1\/internal\/partials\/queries\/sums\?factor=3&partitions=2$/);
+  });
+
+  it('an outside scan and query gather this worker, its sibling and the other instance', async () => {
+    const { w0, calls } = instance();
+    const got = await pages(w0, 'balances', 5);
+    assert.deepEqual(got.flatMap((p) => p.items.map((r) => r.key)), Object.keys(accounts).sort());
+    const answer = await w0.query('sums', { factor: '2' });
+    assert.deepEqual((answer.body as { parts: unknown[] }).parts, [0, 1, 2, 3].map((partition) => ({ partition, sum: 2 * (partition + 1) })));
+    assert.deepEqual(new Set(calls.map((c) => `${c.url.startsWith(SIBLING) ? 'sibling' : 'b'}:${c.forwarded}`)), new Set(['sibling:worker', 'b:1']));
+  });
+
+  it('a sibling that no longer holds the partition makes the read a 503, stale only from a copy it holds', async () => {
+    const { w0 } = instance('standby');
+    const err = await thrown(() => w0.scan('balances'), PartitionUnavailableError);
+    assert.match(err.message, /^farad-worker:\/\/1: partition 2 is standby here/);
+    const stale = await w0.scan('balances', {}, STALE);
+    assert.equal(stale.stale, true);
+    assert.equal(stale.body.items.length, Object.keys(accounts).length);
   });
 });

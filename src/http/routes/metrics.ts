@@ -1,10 +1,15 @@
 import type { FastifyInstance } from 'fastify';
-import type { FaradMetrics } from '../../metrics/index.js';
+
+/** Where `GET /metrics` gets its text: this process's registry, or every worker's aggregated. */
+export interface MetricsSource {
+  readonly contentType: string;
+  exposition(): Promise<string>;
+}
 
 /** `GET /metrics`: the Prometheus exposition (open, for scrapers). */
-export function metricsRoutes(http: FastifyInstance, metrics: FaradMetrics): void {
+export function metricsRoutes(http: FastifyInstance, source: MetricsSource): void {
   http.get('/metrics', async (_request, reply) => {
-    const body = await metrics.registry.metrics();
-    return reply.type(metrics.registry.contentType).send(body);
+    const body = await source.exposition();
+    return reply.type(source.contentType).send(body);
   });
 }

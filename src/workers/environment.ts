@@ -1,0 +1,3 @@
+/** Environment variables a worker process learns its place from (set by the primary when it forks). */
+export const WORKER_INDEX_ENV = 'FARAD_INTERNAL_WORKER_INDEX';
+export const WORKER_COUNT_ENV = 'FARAD_INTERNAL_WORKER_COUNT';
