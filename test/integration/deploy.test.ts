@@ -412,12 +412,22 @@ test('the rendered configuration (ConfigMap file + FARAD_* env) is accepted by f
       const name = e.name as string;
       if (name.startsWith('FARAD_')) assert.ok(known.has(name) || name.startsWith('FARAD_SETTINGS_'), `${name} is not an environment variable farad reads`);
       const fieldPath = get(e, 'valueFrom', 'fieldRef', 'fieldPath') as string | undefined;
+      const resource = get(e, 'valueFrom', 'resourceFieldRef', 'resource') as string | undefined;
       const value =
-        fieldPath === 'metadata.name' ? `${fullname}-0` : fieldPath === 'spec.nodeName' ? 'node-a' : e.valueFrom ? 'from-secret' : String(e.value);
+        fieldPath === 'metadata.name'
+          ? `${fullname}-0`
+          : fieldPath === 'spec.nodeName'
+            ? 'node-a'
+            : resource !== undefined
+              ? String(cpusOf(get(c, 'resources', ...resource.split('.'))))
+              : e.valueFrom
+                ? 'from-secret'
+                : String(e.value);
       env[name] = value.replace(/\$\((\w+)\)/g, (_, ref: string) => env[ref] ?? '');
     }
     const config = loadConfig({ file: configFile, env });
     assert.equal(config.instanceId, `${fullname}-0`);
+    assert.ok(config.workers >= 1, 'the pod\'s CPUs become FARAD_WORKERS (the kubelet rounds a resourceFieldRef up with divisor 1)');
     assert.equal(config.rack, 'node-a');
     assert.equal(config.transport, 'kafka');
     assert.deepEqual(config.warnings, [], 'the chart sets no setting that has no effect on its transport');
@@ -780,3 +790,9 @@ test('a real Prometheus scrapes farad; every dashboard and alert expression eval
   await stop(farad);
   assert.ok(existsSync(promConfig));
 });
+
+/** CPUs of a Kubernetes quantity ("500m", "2"), rounded up as the kubelet does for a resourceFieldRef with divisor 1. */
+function cpusOf(quantity: unknown): number {
+  const text = String(quantity);
+  return Math.max(1, Math.ceil(text.endsWith('m') ? Number(text.slice(0, -1)) / 1000 : Number(text)));
+}
