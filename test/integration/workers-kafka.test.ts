@@ -6,7 +6,8 @@
 // workers down too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { allConsumed, makeVotes, readTopic, sleep, waitFor } from './helpers.js';
 import {
   assertResultsMatch,
@@ -114,6 +115,20 @@ test('two instances of two workers each: one service per instance, copies off th
   });
 });
 
+/** Live processes whose environment holds `entry` (`NAME=value`): an instance's workers, wherever they were reparented. */
+function processesWithEnv(entry: string): number[] {
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/environ`, 'utf8').split('\0').includes(entry) && alive(Number(name))) found.push(Number(name));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return found;
+}
+
 /** Whether a process runs (a zombie left to an init that does not reap it counts as gone). */
 function alive(pid: number): boolean {
   try {
@@ -123,3 +138,18 @@ function alive(pid: number): boolean {
     return false;
   }
 }
+
+test('an instance whose workers cannot start exits as one process would: status 2, the setting named, no worker left', { timeout: 90_000 }, async (t) => {
+  const cluster = await replicationFixture(t, SESSION_TIMEOUT_MS);
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  t.after(() => blocker.close());
+  const port = (blocker.address() as AddressInfo).port;
+  const instance = await spawnInstance(`busy-${cluster.suffix}`, { ...cluster.env, FARAD_WORKERS: '2', FARAD_HTTP_PORT: String(port) });
+  cluster.instances.push(instance);
+  const exit = await instance.exited;
+  assert.equal(exit.code, 2, instance.output().slice(-2000));
+  assert.match(instance.output(), /http\.port .*FARAD_HTTP_PORT.*in use/);
+  const id = `FARAD_INSTANCE_ID=busy-${cluster.suffix}`;
+  await waitFor('no worker to outlive its primary', async () => (processesWithEnv(id).length === 0 ? true : undefined), { timeoutMs: 10_000, intervalMs: 100 });
+});
