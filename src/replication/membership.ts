@@ -23,7 +23,6 @@ export interface Member {
   readonly worker: number | undefined;
 }
 
-
 export interface ReplicationOptions {
   readonly partitions: number;
   readonly instanceId: string;

@@ -72,8 +72,9 @@ export class WorkerLink {
    */
   ask(to: Target, kind: string, payload: unknown, timeoutMs = 5_000): Promise<readonly WorkerAnswer[]> {
     const id = this.nextId++;
+    const failed = (error: string): WorkerAnswer[] => [{ worker: typeof to === 'number' ? to : -1, ok: false, error }];
     return new Promise((resolve) => {
-      const timer = setTimeout(() => this.settle(id, [{ worker: typeof to === 'number' ? to : -1, ok: false, error: 'the primary process did not relay an answer' }]), timeoutMs + 1_000);
+      const timer = setTimeout(() => this.settle(id, failed('the primary process did not relay an answer')), timeoutMs + 1_000);
       timer.unref?.();
       this.waiting.set(id, (answers) => {
         clearTimeout(timer);
@@ -82,7 +83,7 @@ export class WorkerLink {
       try {
         this.channel.send({ farad: 'ask', id, to, kind, payload, timeoutMs });
       } catch (err) {
-        this.settle(id, [{ worker: typeof to === 'number' ? to : -1, ok: false, error: `cannot reach the primary process: ${(err as Error).message}` }]);
+        this.settle(id, failed(`cannot reach the primary process: ${(err as Error).message}`));
       }
     });
   }
@@ -119,9 +120,7 @@ export class WorkerLink {
     if (message.farad === 'stop') {
       this.stopRequested('the instance is stopping');
     } else if (message.farad === 'answered') {
-      const resolve = this.waiting.get(message.id);
-      this.waiting.delete(message.id);
-      resolve?.(message.answers);
+      this.settle(message.id, message.answers);
     } else if (message.farad === 'asked') {
       void this.answer(message.id, message.kind, message.payload);
     }

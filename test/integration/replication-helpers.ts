@@ -93,22 +93,48 @@ export async function spawnInstance(id: string, env: Record<string, string>, app
   return { id, child, base, startedAt, output: () => output, exited };
 }
 
-/** The worker processes of an instance started with several workers (its child processes). */
+/** The worker processes of an instance started with several workers (its live child processes). */
 export function workerPids(instance: Instance): number[] {
   const pid = instance.child.pid;
   if (pid === undefined) return [];
+  return processes((p, stat) => Number(stat[1]) === pid && stat[0] !== 'Z');
+}
+
+/** Whether a process runs (a zombie left to an init that does not reap it counts as gone). */
+export function alive(pid: number): boolean {
+  const stat = statOf(pid);
+  return stat !== undefined && stat[0] !== 'Z';
+}
+
+/** Live processes whose environment holds `entry` (`NAME=value`): an instance's workers, wherever they were reparented. */
+export function processesWithEnv(entry: string): number[] {
+  return processes((pid, stat) => stat[0] !== 'Z' && readText(`/proc/${pid}/environ`)?.split('\0').includes(entry) === true);
+}
+
+/** Pids of /proc whose stat fields (after the command name: state, ppid, ...) pass `keep`, ascending. */
+function processes(keep: (pid: number, stat: string[]) => boolean): number[] {
   const out: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === pid && fields[0] !== 'Z') out.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
+    const stat = statOf(Number(entry));
+    if (stat && keep(Number(entry), stat)) out.push(Number(entry));
   }
   return out.sort((a, b) => a - b);
+}
+
+/** Fields of /proc/<pid>/stat after the command name (which may hold spaces); undefined once it is gone. */
+function statOf(pid: number): string[] | undefined {
+  const stat = readText(`/proc/${pid}/stat`);
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** A file's text, or undefined when it is gone or not ours to read. */
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 export function isRunning(instance: Instance): boolean {

@@ -6,15 +6,16 @@
 // workers down too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { allConsumed, makeVotes, readTopic, sleep, waitFor } from './helpers.js';
 import {
+  alive,
   assertResultsMatch,
   assertStateMatches,
   describeView,
   isRunning,
   kill9,
+  processesWithEnv,
   readTopicTimed,
   replicationFixture,
   settled,
@@ -114,30 +115,6 @@ test('two instances of two workers each: one service per instance, copies off th
     intervalMs: 200,
   });
 });
-
-/** Live processes whose environment holds `entry` (`NAME=value`): an instance's workers, wherever they were reparented. */
-function processesWithEnv(entry: string): number[] {
-  const found: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (readFileSync(`/proc/${name}/environ`, 'utf8').split('\0').includes(entry) && alive(Number(name))) found.push(Number(name));
-    } catch {
-      // gone, or not ours to read
-    }
-  }
-  return found;
-}
-
-/** Whether a process runs (a zombie left to an init that does not reap it counts as gone). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 test('an instance whose workers cannot start exits as one process would: status 2, the setting named, no worker left', { timeout: 90_000 }, async (t) => {
   const cluster = await replicationFixture(t, SESSION_TIMEOUT_MS);
