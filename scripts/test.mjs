@@ -47,7 +47,9 @@ function selectFiles(argv) {
     }
     return argv.map((f) => path.relative(ROOT, path.resolve(f)));
   }
-  return TEST_DIRS.filter((d) => !(noServices && d === 'test/integration')).flatMap(listTests);
+  // The examples' own tests (farad/testing, no servers) run with the unit tests.
+  const examples = readdirSync(path.join(ROOT, 'examples'), { withFileTypes: true }).filter((e) => e.isDirectory()).flatMap((e) => listTests(path.join('examples', e.name)));
+  return [...listTests('test/unit'), ...examples, ...TEST_DIRS.slice(1).filter((d) => !(noServices && d === 'test/integration')).flatMap(listTests)];
 }
 
 // pid files present before services-up tell us what was already running, so that
@@ -128,6 +130,10 @@ async function main() {
     env.REDIS_URL = /^REDIS_URL=(.+)$/m.exec(up.stdout)?.[1] ?? 'redis://127.0.0.1:6379';
     env.KAFKA_SASL_BROKERS = /^KAFKA_SASL_BROKERS=(.+)$/m.exec(up.stdout)?.[1] ?? '127.0.0.1:9094';
     env.KAFKA39_BROKERS = /^KAFKA39_BROKERS=(.+)$/m.exec(up.stdout)?.[1] ?? '127.0.0.1:9192';
+    // The TLS listeners of the Kafka 4.x broker and the certificates (test/integration/tls.test.ts).
+    env.KAFKA_TLS_BROKERS = /^KAFKA_TLS_BROKERS=(.+)$/m.exec(up.stdout)?.[1] ?? '127.0.0.1:9095';
+    env.KAFKA_MTLS_BROKERS = /^KAFKA_MTLS_BROKERS=(.+)$/m.exec(up.stdout)?.[1] ?? '127.0.0.1:9096';
+    env.FARAD_TEST_TLS_DIR = /^FARAD_TEST_TLS_DIR=(.+)$/m.exec(up.stdout)?.[1] ?? path.join(SERVICES_DIR, 'tls');
   }
 
   let code;

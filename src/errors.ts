@@ -68,6 +68,14 @@ export class HandlerContractError extends FaradError {
   readonly code = 'handler_contract';
 }
 
+/**
+ * The same input gave different results (a replay, a restore from the changelog): a handler
+ * depends on something outside (state, event, ctx), such as `Date.now()` or `Math.random()`.
+ */
+export class DeterminismError extends FaradError {
+  readonly code = 'determinism';
+}
+
 /** A handler threw; its event is dead-lettered and its effects rolled back. */
 export class HandlerError extends FaradError {
   readonly code = 'handler_error';
@@ -184,14 +192,48 @@ export class RowNotFoundError extends RequestError {
   readonly code = 'not_found';
 }
 
-/** A read parameter is malformed or out of range: a key or `after` (`bad_key`), a page size (`bad_limit`). */
+/**
+ * A read parameter is malformed or out of range: a key or `after` (`bad_key`), a page size
+ * (`bad_limit`), or a parameter a query's own code refused (`bad_query_params`, see QueryParamsError).
+ */
 export class InvalidParameterError extends RequestError {
   constructor(
-    readonly code: 'bad_key' | 'bad_limit',
+    readonly code: 'bad_key' | 'bad_limit' | 'bad_query_params',
     message: string,
     context: ErrorContext = {},
   ) {
     super(message, context);
+  }
+}
+
+/** Marks a QueryParamsError of any copy of farad: `Symbol.for` is one registry per process. */
+const QUERY_PARAMS_BRAND = Symbol.for('farad.QueryParamsError');
+
+/**
+ * Thrown by a query's `partition` or `merge` to refuse the parameters it was asked with: the
+ * caller gets 400 `{ error: 'bad_query_params', message, field? }` with this message, also when
+ * the partition ran on another instance. Say what is wrong and what to send instead:
+ * `throw new QueryParamsError('n must be an integer from 1 to 100, not "abc"', 'n')`.
+ */
+export class QueryParamsError extends InvalidParameterError {
+  override readonly details: Readonly<Record<string, string | number>>;
+
+  constructor(message: string, field?: string) {
+    super('bad_query_params', message, field === undefined ? {} : { field });
+    this.details = field === undefined ? {} : { field };
+    Object.defineProperty(this, QUERY_PARAMS_BRAND, { value: true });
+  }
+
+  /**
+   * `err` as this copy's QueryParamsError when it is one, thrown by any copy of farad (an app
+   * may import `farad` from its own node_modules); undefined for anything else.
+   */
+  static of(err: unknown): QueryParamsError | undefined {
+    if (err instanceof QueryParamsError) return err;
+    if (typeof err !== 'object' || err === null || (err as Record<symbol, unknown>)[QUERY_PARAMS_BRAND] !== true) return undefined;
+    const { message, context } = err as { message?: unknown; context?: { field?: unknown } };
+    const copy = new QueryParamsError(String(message), typeof context?.field === 'string' ? context.field : undefined);
+    return Object.assign(copy, { cause: err });
   }
 }
 
@@ -220,5 +262,47 @@ export class PartitionUnavailableError extends RequestError {
       ...(context.partition !== undefined ? { partition: context.partition } : {}),
       ...(role !== undefined ? { role } : {}),
     };
+  }
+}
+
+/**
+ * A topic was named that the app does not have, or that this request may not read (`GET
+ * /topics/:topic/records` serves outputs and dead letters only). The message lists the ones it
+ * may. Answered 404 like any other missing resource (`not_found`).
+ */
+export class UnknownTopicError extends RequestError {
+  readonly code = 'not_found';
+}
+
+/** An `Idempotency-Key` header that is empty, longer than 255 characters or not printable ASCII. */
+export class InvalidIdempotencyKeyError extends RequestError {
+  readonly code = 'bad_idempotency_key';
+}
+
+/**
+ * An `Idempotency-Key` already used, within its window, by a request with another event type or
+ * body. Nothing was appended; send the new request under a new key.
+ */
+export class IdempotencyKeyReusedError extends RequestError {
+  readonly code = 'idempotency_key_reused';
+}
+
+/** A `waitFor` position that is not one farad answered (malformed, or naming a topic or partition this app does not read). */
+export class InvalidPositionError extends RequestError {
+  readonly code = 'bad_wait_for';
+}
+
+/**
+ * A read asked to wait for a write (`waitFor`) that its partition had not processed within the
+ * wait's bound (the partition is behind, or moving). Retrying shortly helps.
+ */
+export class WriteNotVisibleError extends RequestError {
+  readonly code = 'write_not_visible_yet';
+  override readonly retriable = true;
+  override readonly details: Readonly<Record<string, string | number>>;
+
+  constructor(message: string, context: ErrorContext & { readonly partition: number; readonly topic: string; readonly offset: number }) {
+    super(message, context);
+    this.details = { partition: context.partition, topic: context.topic, offset: context.offset };
   }
 }

@@ -39,3 +39,5 @@ export { loadConfig, type Config, type ConfigInput } from './config/index.js';
 export { createLogger, type Logger } from './log.js';
 export { METRIC } from './metrics/index.js';
 export { EmbeddedLog, DLQ_HEADERS, FIRED_AT_HEADER, type EventLog, type LogRecord, type OutRecord } from './streams/index.js';
+/** What `farad tail` and `GET /topics/:topic/records` print, and the headers of a replayed dead letter. */
+export { REPLAY_HEADERS, type RecordLine, type ReplayEntry } from './streams/index.js';

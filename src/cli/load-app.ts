@@ -18,18 +18,34 @@ export function resolveAppEntry(path: string): string {
   throw new AppDefinitionError(`no app entry in ${full}: expected one of ${ENTRY_NAMES.join(', ')}`);
 }
 
-/** Imports an app module (TypeScript apps are compiled on the fly) and returns its default export. */
+/**
+ * Imports an app module and returns its default export. TypeScript apps are compiled on the fly,
+ * as ES modules or CommonJS as their package.json says (`export default` either way).
+ */
 export async function loadApp(path: string): Promise<App> {
   const entry = resolveAppEntry(path);
-  if (/\.m?ts$/.test(entry)) {
-    // No-op when already running under tsx; otherwise teaches Node to import TypeScript.
-    const { register } = await import('tsx/esm/api');
-    register();
+  const url = pathToFileURL(entry).href;
+  let module: { default?: unknown };
+  try {
+    module = /\.[mc]?ts$/.test(entry) ? ((await (await import('tsx/esm/api')).tsImport(url, import.meta.url)) as { default?: unknown }) : ((await import(url)) as { default?: unknown });
+  } catch (err) {
+    throw missingPackage(err, entry) ?? err;
   }
-  const module = (await import(pathToFileURL(entry).href)) as { default?: unknown };
-  const app = module.default;
+  let app = module.default;
+  // A CommonJS module's `export default` arrives as `module.exports.default`.
+  if (app && typeof app === 'object' && !('spec' in app) && 'default' in app) app = (app as { default: unknown }).default;
   if (!app || typeof app !== 'object' || !('spec' in app)) {
     throw new AppDefinitionError(`${entry} must export default defineApp({...})`);
   }
   return app as App;
+}
+
+/** An app that imports a package its directory does not have (farad itself, typically): say how to install it. */
+function missingPackage(err: unknown, entry: string): AppDefinitionError | undefined {
+  const { code, message } = err as { code?: unknown; message?: unknown };
+  if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') return undefined;
+  const name = /Cannot find (?:package|module) '([^']+)'/.exec(String(message))?.[1];
+  if (!name || name.startsWith('.') || name.startsWith('/')) return undefined;
+  const pkg = name.startsWith('@') ? name.split('/').slice(0, 2).join('/') : name.split('/')[0]!;
+  return new AppDefinitionError(`${entry} imports '${name}', which is not installed where the app is: run \`npm install ${pkg}\` in the app's directory (an app needs farad as its own dependency, see the README's "Installing farad")`, {}, { cause: err });
 }

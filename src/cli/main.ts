@@ -6,9 +6,13 @@ import { createLogger, type Logger } from '../log.js';
 import { startService } from '../service/index.js';
 import type { App } from '../procedures/index.js';
 import { availableCores, superviseWorkers, workerLinkFromEnvironment } from '../workers/index.js';
+import { initApp, nextSteps } from './init.js';
 import { loadApp } from './load-app.js';
 import { produce } from './produce.js';
 import { snapshotCommand } from './snapshot.js';
+import { DEAD_LETTER_REASONS } from '../streams/index.js';
+import { DEFAULT_BATCH_SIZE, dlqList, dlqReplay, parseSinceOption } from './dlq.js';
+import { parseCountOption, parseFromOption, parsePositiveOption, stdoutLines, tail } from './tail.js';
 
 /**
  * A worker's young generation: 32 MB semi-spaces instead of V8's 16 MB default; the event
@@ -72,13 +76,25 @@ program
   .option('--config <file>', 'YAML or JSON configuration file')
   .option('--url <url>', 'send through a running farad at this URL instead of writing the log directly')
   .addOption(new Option('--token <token>', 'bearer token for --url').env('FARAD_HTTP_TOKEN'))
+  .option('--skip-invalid', 'send every valid line, report each invalid one (line number, reason) on stderr, and exit 2 if any was skipped')
   .argument('[file]', "JSON-lines file, or '-' for standard input", '-')
-  .action(async (file: string, opts: { app: string; type: string; config?: string; url?: string; token?: string }) => {
+  .action(async (file: string, opts: { app: string; type: string; config?: string; url?: string; token?: string; skipInvalid?: boolean }) => {
     const app = await loadApp(opts.app);
     const config: Config = loadConfig({ file: opts.config, settingNames: settingNamesOf(app) });
     const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
     logWarnings(config, logger);
-    await produce(app, config, { type: opts.type, input: file, url: opts.url, token: opts.token }, logger).catch(explained(config));
+    await produce(app, config, { type: opts.type, input: file, url: opts.url, token: opts.token, skipInvalid: opts.skipInvalid }, logger).catch(explained(config));
+  });
+
+program
+  .command('init')
+  .description('create a new app in <dir>: package.json (farad as a dependency), tsconfig, one event, one procedure, a test with farad/testing')
+  .argument('<dir>', 'directory to create (must be new or empty)')
+  .option('--name <name>', "app name (default: the directory's name)")
+  .option('--farad <spec>', 'the farad dependency to write: a version range, a tarball (.tgz) or a directory (default: this farad)')
+  .action((dir: string, opts: { name?: string; farad?: string }) => {
+    const files = initApp(dir, opts);
+    process.stdout.write(`${nextSteps(dir, files).join('\n')}\n`);
   });
 
 const snapshot = program.command('snapshot').description('list, take and restore partition snapshots in Redis (needs redis.url / FARAD_REDIS_URL)');
@@ -103,6 +119,65 @@ for (const [action, description] of [
     await snapshotCommand(app, config, { action, partitions: opts.partition, id: opts.id }, logger, (line) => process.stdout.write(`${line}\n`)).catch(explained(config));
   });
 }
+
+program
+  .command('tail')
+  .description('print a topic of the app as JSON lines, decoded (outputs, dead letters, changelog, inputs, ...); reads only, safe while farad runs')
+  .argument('<topic>', 'a topic of the app: an input or output, <app>-dlq, <app>-changelog, <app>-dlq-replays, ...')
+  .requiredOption('--app <dir>', 'directory (or file) of the app')
+  .option('--config <file>', 'YAML or JSON configuration file')
+  .option('--from <where>', 'beginning, end, or an offset (in every partition read)', parseFromOption, 'beginning' as const)
+  .option('--follow', 'keep printing records as they are written, until Ctrl-C')
+  .option('--partition <p>', 'only this partition', parseCountOption)
+  .option('--limit <n>', 'stop after n records', parseCountOption)
+  .action(async (topic: string, opts: { app: string; config?: string; from: 'beginning' | 'end' | number; follow?: boolean; partition?: number; limit?: number }) => {
+    const app = await loadApp(opts.app);
+    const config = loadConfig({ file: opts.config, settingNames: settingNamesOf(app) });
+    const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+    logWarnings(config, logger);
+    const stop = new AbortController();
+    process.once('SIGINT', () => stop.abort());
+    process.once('SIGTERM', () => stop.abort());
+    const options = { topic, from: opts.from, follow: opts.follow ?? false, partition: opts.partition, limit: opts.limit };
+    await tail(app, config, options, logger, stdoutLines(), stop.signal).catch(explained(config));
+  });
+
+const dlq = program.command('dlq').description('list and replay dead letters (<app>-dlq)');
+const reasonOption = new Option('--reason <reason>', 'only dead letters of this reason').choices(DEAD_LETTER_REASONS);
+const sinceOption = new Option('--since <when>', 'only dead letters from then on (record time): an ISO time, or a duration back from now (1h, 30m, 2d)').argParser(parseSinceOption);
+dlq
+  .command('list')
+  .description('the dead letters: a summary by reason and event type, then one line each (replayed or not, and why not)')
+  .requiredOption('--app <dir>', 'directory (or file) of the app')
+  .option('--config <file>', 'YAML or JSON configuration file')
+  .addOption(reasonOption)
+  .addOption(sinceOption)
+  .action(async (opts: { app: string; config?: string; reason?: string; since?: number }) => {
+    const app = await loadApp(opts.app);
+    const config = loadConfig({ file: opts.config, settingNames: settingNamesOf(app) });
+    const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+    logWarnings(config, logger);
+    await dlqList(app, config, { reason: opts.reason, since: opts.since }, logger, stdoutLines()).catch(explained(config));
+  });
+dlq
+  .command('replay')
+  .description('write dead letters back to their input topic partition (after a fix), each exactly once, recorded in <app>-dlq-replays; progress on stderr')
+  .requiredOption('--app <dir>', 'directory (or file) of the app')
+  .option('--config <file>', 'YAML or JSON configuration file')
+  .addOption(reasonOption)
+  .addOption(sinceOption)
+  .option('--dry-run', 'show what would be replayed; write nothing')
+  .option('--batch-size <n>', 'dead letters per atomic commit (Kafka transaction, journal frame)', parsePositiveOption, DEFAULT_BATCH_SIZE)
+  .option('--url <url>', 'replay through the running farad at this URL (embedded log; found on http.port when it holds the data directory)')
+  .addOption(new Option('--token <token>', 'bearer token for the running farad').env('FARAD_HTTP_TOKEN'))
+  .action(async (opts: { app: string; config?: string; reason?: string; since?: number; dryRun?: boolean; batchSize: number; url?: string; token?: string }) => {
+    const app = await loadApp(opts.app);
+    const config = loadConfig({ file: opts.config, settingNames: settingNamesOf(app) });
+    const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+    logWarnings(config, logger);
+    const options = { filter: { reason: opts.reason, since: opts.since }, dryRun: opts.dryRun ?? false, batchSize: opts.batchSize, url: opts.url, token: opts.token };
+    await dlqReplay(app, config, options, logger, stdoutLines()).catch(explained(config));
+  });
 
 /**
  * Re-throws a start-up failure the OS reported about a setting (a data directory that is a file,

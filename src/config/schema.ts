@@ -63,6 +63,20 @@ export const configSchema = z
         host: z.string().min(1).default('0.0.0.0').describe('address the HTTP API listens on'),
         token: z.string().min(1).optional().describe('when set, POST /events, /tables and /queries need `Authorization: Bearer <token>`'),
         bodyLimitBytes: z.number().int().min(1024).default(1_048_576).describe('largest request body; larger ones get 413'),
+        idempotencyWindowSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(604_800)
+          .default(86_400)
+          .describe('how long a POST /events answer is kept for retries with the same `Idempotency-Key` (in the memory of the member owning the key)'),
+        idempotencyMaxKeys: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000_000)
+          .default(100_000)
+          .describe('most idempotency keys each worker keeps; beyond it the oldest answers are forgotten first'),
       })
       .strict()
       .prefault({}),
@@ -92,6 +106,9 @@ export const configSchema = z
         url: z.string().min(1).optional().describe('Redis for snapshots (`redis://` or `rediss://`); unset disables snapshots'),
         password: z.string().min(1).optional().describe('Redis password'),
         tls: z.boolean().default(false).describe('connect to Redis with TLS (also implied by a `rediss://` URL)'),
+        caFile: z.string().min(1).optional().describe("PEM file of the CA that signed the Redis server's certificate (TLS); unset: the system's CAs"),
+        certFile: z.string().min(1).optional().describe('PEM client certificate, for a Redis server that requires one (`tls-auth-clients yes`; with keyFile)'),
+        keyFile: z.string().min(1).optional().describe('PEM client key, with certFile'),
         keep: z.number().int().min(1).max(100).default(2).describe('snapshots kept per partition'),
       })
       .strict()
@@ -156,6 +173,7 @@ export const configSchema = z
     if ((ssl.certFile === undefined) !== (ssl.keyFile === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['kafka', 'ssl', 'certFile'], message: 'kafka.ssl.certFile and kafka.ssl.keyFile must be set together' });
     }
+    redisIssues(config.redis, ctx);
     if (config.sessionTimeoutMs < MIN_KAFKA_SESSION_TIMEOUT_MS && config.transport === 'kafka') {
       ctx.addIssue({
         code: 'custom',
@@ -164,6 +182,37 @@ export const configSchema = z
       });
     }
   });
+
+/**
+ * Redis settings that contradict each other: TLS files for a connection without TLS, half a
+ * client certificate, a password both in `redis.password` and in the URL (one would be ignored).
+ */
+function redisIssues(
+  redis: { url?: string | undefined; password?: string | undefined; tls: boolean; caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  if ((redis.certFile === undefined) !== (redis.keyFile === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['redis', 'certFile'], message: 'redis.certFile and redis.keyFile must be set together' });
+  }
+  if (redis.url === undefined) return; // no Redis: every redis.* setting is reported as having no effect
+  const files = (['caFile', 'certFile', 'keyFile'] as const).filter((f) => redis[f] !== undefined);
+  if (files.length > 0 && !redis.tls && !redis.url.startsWith('rediss://')) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['redis', files[0]!],
+      message: `${files.map((f) => `redis.${f}`).join(', ')} ${files.length === 1 ? 'is a TLS setting' : 'are TLS settings'}, but Redis is reached without TLS; set redis.tls: true (FARAD_REDIS_TLS=true) or use a rediss:// URL`,
+    });
+  }
+  let urlPassword = '';
+  try {
+    urlPassword = new URL(redis.url).password;
+  } catch {
+    // not a URL farad can parse; ioredis reports it
+  }
+  if (redis.password !== undefined && urlPassword !== '') {
+    ctx.addIssue({ code: 'custom', path: ['redis', 'password'], message: 'redis.password is set and redis.url has a password too; give the password in one of them' });
+  }
+}
 
 /** The validated fields, as users wrote them plus defaults (the compiled config adds slices). */
 export type ConfigFields = z.output<typeof configSchema>;

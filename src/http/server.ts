@@ -1,10 +1,10 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Ingest } from '../ingest/index.js';
+import { KeyedIngest, type Ingest } from '../ingest/index.js';
 import type { Logger } from '../log.js';
 import type { FaradMetrics } from '../metrics/index.js';
 import type { Reads } from '../reads/index.js';
 import { bearerAuth } from './auth.js';
-import { installErrorAnswers } from './error-handler.js';
+import { installErrorAnswers, transportErrorAnswers } from './error-handler.js';
 import { RequestRejectedError } from './problem.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes, type HealthSource } from './routes/health.js';
@@ -12,6 +12,14 @@ import { internalRoutes } from './routes/internal.js';
 import { metricsRoutes, type MetricsSource } from './routes/metrics.js';
 import { queryRoutes } from './routes/queries.js';
 import { tableRoutes } from './routes/tables.js';
+import { topicRoutes, type TopicRouteDeps } from './routes/topics.js';
+
+/**
+ * Longest URL farad reads, path and query as sent (percent-encoded): 8 KiB, what common proxies
+ * and CDNs pass. A key read's key must fit in it, in the path or in `?key=`; longer URLs get 414.
+ * (Node refuses a request line and headers over 16 KiB together with 431.)
+ */
+export const MAX_URL_BYTES = 8192;
 
 export interface HttpDeps {
   readonly http: {
@@ -22,11 +30,16 @@ export interface HttpDeps {
   };
   readonly reads: Reads;
   readonly ingest: Ingest;
+  /** Who keeps which `Idempotency-Key` (the service's members); unset: this process keeps every key. */
+  readonly keyed?: KeyedIngest | undefined;
   readonly health: HealthSource;
   readonly metrics: FaradMetrics;
   /** What `GET /metrics` shows; `metrics.registry` unless the instance gathers several workers'. */
   readonly exposition?: MetricsSource | undefined;
   readonly logger: Logger;
+  /** `GET /topics/:topic/records` (outputs and dead letters) and `POST /dlq/replay` (embedded log only). */
+  readonly topics?: TopicRouteDeps['topics'];
+  readonly replays?: TopicRouteDeps['replays'];
 }
 
 /**
@@ -36,8 +49,15 @@ export interface HttpDeps {
  */
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
   const { metrics } = deps;
-  const http = Fastify({ bodyLimit: deps.http.bodyLimitBytes, logger: false, return503OnClosing: true });
-  installErrorAnswers(http, { bodyLimitBytes: deps.http.bodyLimitBytes, metrics, logger: deps.logger });
+  const http = Fastify({
+    bodyLimit: deps.http.bodyLimitBytes,
+    logger: false,
+    return503OnClosing: true,
+    // A key in the path may be as long as a URL may be (fastify's default is 100 characters).
+    routerOptions: { maxParamLength: MAX_URL_BYTES },
+    ...transportErrorAnswers({ maxUrlBytes: MAX_URL_BYTES, logger: deps.logger }),
+  });
+  installErrorAnswers(http, { bodyLimitBytes: deps.http.bodyLimitBytes, maxUrlBytes: MAX_URL_BYTES, metrics, logger: deps.logger });
 
   // Empty bodies with a JSON content type are malformed JSON, not "no body".
   http.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
@@ -53,9 +73,10 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   const auth = bearerAuth(deps.http.token, metrics);
   healthRoutes(http, deps.health);
   metricsRoutes(http, deps.exposition ?? { contentType: metrics.registry.contentType, exposition: () => metrics.registry.metrics() });
-  eventRoutes(http, { ingest: deps.ingest, metrics, auth });
+  eventRoutes(http, { ingest: deps.ingest, keyed: deps.keyed ?? KeyedIngest.alone(), metrics, auth });
   tableRoutes(http, { reads: deps.reads, auth });
   queryRoutes(http, { reads: deps.reads, auth });
   internalRoutes(http, { reads: deps.reads, auth });
+  topicRoutes(http, { topics: deps.topics, replays: deps.replays, auth });
   return http;
 }

@@ -7,6 +7,8 @@ export const STATUS: Readonly<Record<string, number>> = {
   unknown_event_type: 404,
   not_an_input: 400,
   schema_validation: 422,
+  bad_idempotency_key: 400,
+  idempotency_key_reused: 422,
   // reads
   unknown_table: 404,
   unknown_query: 404,
@@ -15,8 +17,11 @@ export const STATUS: Readonly<Record<string, number>> = {
   not_found: 404,
   bad_key: 400,
   bad_limit: 400,
+  bad_query_params: 400,
   local_table: 400,
   partition_unavailable: 503,
+  bad_wait_for: 400,
+  write_not_visible_yet: 503,
   // the embedded log's disk (nothing of the request was acknowledged)
   disk_full: 507,
   // the request's form
@@ -29,6 +34,7 @@ export const STATUS: Readonly<Record<string, number>> = {
 /** Headers that go with a code: when to retry, how to authenticate. */
 const HEADERS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   partition_unavailable: { 'retry-after': '1' },
+  write_not_visible_yet: { 'retry-after': '1' },
   disk_full: { 'retry-after': '10' },
   unauthorized: { 'www-authenticate': 'Bearer' },
 };

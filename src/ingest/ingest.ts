@@ -2,7 +2,7 @@ import { NotAnInputError, UnknownEventTypeError } from '../errors.js';
 import type { FaradMetrics } from '../metrics/index.js';
 import type { CompiledApp, CompiledEvent } from '../procedures/index.js';
 import { partitionForKey } from '../state/index.js';
-import type { EventLog, OutRecord } from '../streams/index.js';
+import type { EventLog, OutRecord, TopicPartitionOffset } from '../streams/index.js';
 import { fromJson, type EventCodec } from '../codec/index.js';
 
 /**
@@ -53,9 +53,13 @@ export class Ingest {
     };
   }
 
-  /** Appends records durably, in order. */
-  async send(event: CompiledEvent, records: readonly OutRecord[]): Promise<void> {
-    await this.log.append(records);
+  /**
+   * Appends records durably, in order. Answers where they ended: per input partition written,
+   * the offset just past its last record (reads wait for it with `?waitFor=`).
+   */
+  async send(event: CompiledEvent, records: readonly OutRecord[]): Promise<readonly TopicPartitionOffset[]> {
+    const written = await this.log.append(records);
     this.metrics?.ingested.inc({ event_type: event.fullName }, records.length);
+    return written;
   }
 }

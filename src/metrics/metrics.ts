@@ -1,8 +1,10 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { PARTITION_ROLES, type PartitionObserver, type PartitionRole } from '../partition/index.js';
 import type { SnapshotObserver } from '../replication/index.js';
-import type { DeadLetterReason } from '../streams/index.js';
+import type { Logger } from '../log.js';
+import type { DeadLetterReason, HandlerFailure } from '../streams/index.js';
 import { EventHistogram, type HistogramSeries } from './event-histogram.js';
+import { HandlerFailureLog } from './handler-failures.js';
 
 /** Every metric farad exposes, by name. The catalogue in docs/METRICS.md lists the same names. */
 export const METRIC = {
@@ -18,6 +20,7 @@ export const METRIC = {
   stateKeys: 'farad_state_keys',
   ingested: 'farad_ingested_events_total',
   ingestRejected: 'farad_ingest_rejected_total',
+  idempotentReplays: 'farad_ingest_idempotent_replays_total',
   consumerLag: 'farad_consumer_lag_records',
   stateBytes: 'farad_state_bytes',
   rebalances: 'farad_rebalances_total',
@@ -49,6 +52,7 @@ export class FaradMetrics implements PartitionObserver, SnapshotObserver {
   private readonly restoreProgressRatio: Gauge<'partition'>;
   readonly ingested: Counter<'event_type'>;
   readonly ingestRejected: Counter<'reason'>;
+  readonly idempotentReplays: Counter<'event_type'>;
   readonly rebalances: Counter;
   readonly failovers: Counter<'partition'>;
   private readonly standbyLagRecords: Gauge<'partition'>;
@@ -62,13 +66,18 @@ export class FaradMetrics implements PartitionObserver, SnapshotObserver {
   private readonly timerLateness: Histogram<'timer'>;
   // Label lookups cost more than an observation; children are cached per event type.
   private readonly durationChildren = new Map<string, HistogramSeries>();
+  /** Failed handlers as rate-limited warn lines (when given a logger). */
+  private readonly handlerFailures: HandlerFailureLog | undefined;
 
   constructor(
     stateKeys: () => Iterable<{ table: string; partition: number; keys: number; bytes: number }>,
     consumerLag: () => Iterable<{ partition: number; lag: number }> = () => [],
     logBytes: () => Iterable<{ topic: string; bytes: number }> = () => [],
     timersPending: () => Iterable<{ partition: number; pending: number }> = () => [],
+    /** Where failed handlers are logged (rate-limited per event type); none: not logged. */
+    logger?: Logger,
   ) {
+    this.handlerFailures = logger && new HandlerFailureLog(logger);
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.eventsProcessed = new Counter({
@@ -261,6 +270,12 @@ export class FaradMetrics implements PartitionObserver, SnapshotObserver {
       labelNames: ['reason'],
       registers,
     });
+    this.idempotentReplays = new Counter({
+      name: METRIC.idempotentReplays,
+      help: 'POST /events requests answered again for a retry with the same Idempotency-Key (nothing appended), by event type.',
+      labelNames: ['event_type'],
+      registers,
+    });
     for (const reason of ['decode_error', 'unknown_schema', 'no_procedure', 'handler_error'] satisfies DeadLetterReason[]) {
       this.deadLetters.inc({ reason }, 0);
     }
@@ -288,6 +303,15 @@ export class FaradMetrics implements PartitionObserver, SnapshotObserver {
 
   deadLettered(reason: DeadLetterReason): void {
     this.deadLetters.inc({ reason });
+  }
+
+  handlerFailed(failure: HandlerFailure): void {
+    this.handlerFailures?.failed(failure);
+  }
+
+  /** Writes the failed-handler lines a window still holds back (when processing has stopped). */
+  flushLogs(): void {
+    this.handlerFailures?.flushAll();
   }
 
   roleChanged(partition: number, _from: PartitionRole | undefined, to: PartitionRole | undefined): void {

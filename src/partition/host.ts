@@ -1,8 +1,9 @@
 import { from, lastValueFrom, mergeMap, Subject, takeUntil } from 'rxjs';
 import { describeError, UnknownRowSchemaError } from '../errors.js';
 import type { ChangelogFollower, EventLog, MembershipPolicy, PartitionLease } from '../streams/index.js';
+import type { InputWaitOutcome } from './input-progress.js';
 import { PartitionOwner, type OwnerContext } from './owner.js';
-import type { PartitionDirectory, PartitionRole, PartitionStatus, ServiceHealth } from './status.js';
+import type { InputWatch, PartitionDirectory, PartitionRole, PartitionStatus, ServiceHealth } from './status.js';
 
 export interface HostOptions extends Omit<OwnerContext, 'stopped' | 'isStopping' | 'onCommitted' | 'partitionsOf'> {
   /** Base URL of another instance owning a partition (from the membership's group view). */
@@ -24,7 +25,7 @@ const LEASED: ReadonlySet<PartitionRole> = new Set(['fencing', 'restoring', 'act
  * one map. Leases from the transport and standby placement from replication both land here;
  * reads, readiness, the role metric and snapshots ask the owners.
  */
-export class PartitionHost implements PartitionDirectory, ServiceHealth {
+export class PartitionHost implements PartitionDirectory, InputWatch, ServiceHealth {
   private readonly owners = new Map<number, PartitionOwner>();
   /** The previous lease's run per partition: a new lease waits for it to close. */
   private readonly runs = new Map<number, Promise<void>>();
@@ -125,6 +126,30 @@ export class PartitionHost implements PartitionDirectory, ServiceHealth {
 
   ownerUrl(partition: number): string | undefined {
     return this.options.ownerUrl?.(partition);
+  }
+
+  // ---- InputWatch -----------------------------------------------------------------------------
+
+  /**
+   * Waits until `partition`, active here, has committed its input up to `targets` (offset per
+   * input topic): `reached`; `moved` when it is not (or no longer) active here; `aborted` when
+   * `signal` aborts first. Woken by the commit that gets there.
+   */
+  async awaitInput(partition: number, targets: ReadonlyMap<string, number>, signal: AbortSignal): Promise<InputWaitOutcome> {
+    const log = this.log;
+    for (;;) {
+      // Each activation has its own progress; one that ended may have been followed by another
+      // (an owner fenced while it still held the partition takes it back).
+      const progress = this.owners.get(partition)?.inputProgress();
+      if (!progress || !log) return 'moved';
+      const outcome = await progress.until(targets, signal, () => log.committedOffsets(partition));
+      if (outcome !== 'moved') return outcome;
+    }
+  }
+
+  /** The committed input offset of `topic` that `partition`'s owner here knows (for messages). */
+  committedInput(partition: number, topic: string): number | undefined {
+    return this.owners.get(partition)?.inputProgress()?.offsetOf(topic);
   }
 
   // ---- ServiceHealth --------------------------------------------------------------------------

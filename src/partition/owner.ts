@@ -6,8 +6,9 @@ import { describeError, FaradError, IllegalTransitionError, isRetriable, LeaseRe
 import type { CompiledApp } from '../procedures/index.js';
 import type { Snapshots } from '../replication/index.js';
 import type { GlobalTableView, PartitionState, RowChange } from '../state/index.js';
-import { BatchProcessor, type LogRecord, type OutRecord, type PartitionLease, type ProcessorObserver } from '../streams/index.js';
+import { BatchProcessor, type CommitPlan, type LogRecord, type OutRecord, type PartitionLease, type ProcessorObserver } from '../streams/index.js';
 import { MultiPartitionProtocol } from '../transactions/index.js';
+import { InputProgress } from './input-progress.js';
 import { ALLOWED_MOVES, isAllowedMove } from './lifecycle.js';
 import { emptyState, restorePartition, type PartitionCopy } from './restore.js';
 import { SnapshotSchedule } from './snapshot-schedule.js';
@@ -59,7 +60,7 @@ type OwnerState =
   | { readonly role: 'standby' }
   | { readonly role: 'fencing'; readonly lease: PartitionLease }
   | { readonly role: 'restoring'; readonly lease: PartitionLease }
-  | { readonly role: 'active'; readonly lease: PartitionLease }
+  | { readonly role: 'active'; readonly lease: PartitionLease; readonly progress: InputProgress }
   | { readonly role: 'failed'; readonly lease: PartitionLease; readonly error: unknown }
   | { readonly role: 'closing' };
 
@@ -122,6 +123,11 @@ export class PartitionOwner {
     const s = this.current;
     if (s.role !== 'failed') return { partition: this.partition, role: s.role };
     return { partition: this.partition, role: 'failed', reason: describeError(s.error), code: s.error instanceof FaradError ? s.error.code : 'internal' };
+  }
+
+  /** How far the input is committed while the partition is active here (reads wait on it for a write). */
+  inputProgress(): InputProgress | undefined {
+    return this.current.role === 'active' ? this.current.progress : undefined;
   }
 
   /** Committed state for reads: fresh when active, stale (a warm copy) when standby. */
@@ -259,6 +265,8 @@ export class PartitionOwner {
         { partition: this.partition },
       );
     }
+    // Leaving `active` (even to take the partition back) ends its reads' waits: they look again.
+    if (this.current.role === 'active' && this.current !== next) this.current.progress.end();
     this.current = next;
     this.ctx.logger.debug({ partition: this.partition, from, to: next.role }, 'partition role');
     if (from !== next.role) this.ctx.observer?.roleChanged(this.partition, from, next.role);
@@ -275,7 +283,7 @@ export class PartitionOwner {
     await this.moveRows(lease);
     if (!lease.active) throw new LeaseRevokedError(`lease of partition ${this.partition} ended while it restored`, { partition: this.partition });
     await lease.resume();
-    this.transition({ role: 'active', lease });
+    this.transition({ role: 'active', lease, progress: new InputProgress() });
   }
 
   /** Brings the copy to the changelog's end (see restorePartition), with progress in metrics. */
@@ -394,6 +402,8 @@ export class PartitionOwner {
     let opened = 0;
     let deadline = Infinity;
     let commitStarted = 0;
+    let plan: CommitPlan | undefined;
+    const progress = this.inputProgress();
     // Any failure inside the batch undoes all of it and replays its records: the batch is the
     // unit of atomicity.
     try {
@@ -424,15 +434,20 @@ export class PartitionOwner {
       }
       if (!processor.hasWork) return { inputs: 0, committed: false };
       commitStarted = performance.now();
-      const result = await lease.commit(processor.plan());
+      plan = processor.plan();
+      progress?.commitStarted();
+      const result = await lease.commit(plan);
       if (result.changelogNext !== undefined) copy.offset = Math.max(copy.offset, result.changelogNext);
     } catch (err) {
       processor.abort();
+      progress?.commitEnded();
       await lease.rewind();
       throw err;
     }
     const inputs = processor.pending;
     processor.committed();
+    // Reads waiting for this input may now see it.
+    progress?.commitEnded(plan.offsets);
     this.ctx.observer?.batchCommitted(this.partition, inputs, (performance.now() - commitStarted) / 1000);
     return { inputs, committed: true };
   }

@@ -1,4 +1,5 @@
 import type { PartitionState } from '../state/index.js';
+import type { InputWaitOutcome } from './input-progress.js';
 
 /**
  * A hosted partition's role on this instance (the owner's state, by name):
@@ -28,6 +29,21 @@ export interface PartitionDirectory {
   ownerUrl(partition: number): string | undefined;
   /** True when other instances may hold partitions (forwarding and stale reads make sense). */
   readonly clustered: boolean;
+}
+
+/**
+ * Waits for input to be committed on partitions active here (implemented by the partition host):
+ * reads that wait for a write (`?waitFor=`) wait where the partition's state is.
+ */
+export interface InputWatch {
+  /**
+   * Resolves `reached` once `partition`, active here, has committed its input up to `targets`
+   * (the next offset per input topic); `moved` when it is not (or no longer) active here;
+   * `aborted` when `signal` aborts first.
+   */
+  awaitInput(partition: number, targets: ReadonlyMap<string, number>, signal: AbortSignal): Promise<InputWaitOutcome>;
+  /** The committed input offset of `topic` known for `partition` here, if any (for messages). */
+  committedInput(partition: number, topic: string): number | undefined;
 }
 
 /** Liveness and readiness of the instance, as the partition host sees them. */

@@ -304,8 +304,10 @@ export type QueryBuilder<QCtx> = <P, R>(def: QueryDef<P, R, QCtx>) => QueryDef<P
 export type AnyQueryDef<QCtx> = QueryDef<any, unknown, QCtx>;
 
 /** A defined app: the spec, erased to its runtime shape. */
-export interface App {
+export interface App<E extends EventMap = EventMap, T extends TableMap = TableMap> {
   readonly spec: AppSpec<EventMap, TableMap, GlobalTableMap, Settings, OutputMap<EventMap>, TimerMap>;
+  /** Compile-time only: the declared events and tables, for typed tools such as `farad/testing`. */
+  readonly __types?: { readonly events: E; readonly tables: T };
 }
 
 /** Defines a farad app. Handlers are typed from the declared events, tables and outputs. */
@@ -316,7 +318,7 @@ export function defineApp<
   S extends Settings = Record<never, never>,
   O extends OutputMap<E> = Record<never, never>,
   Tm extends TimerMap = Record<never, never>,
->(spec: AppSpec<E, T, G, S, O, Tm>): App {
+>(spec: AppSpec<E, T, G, S, O, Tm>): App<E, T> {
   return { spec: spec as unknown as App['spec'] };
 }
 

@@ -9,8 +9,10 @@ export { locate, locateHere, type Location, type LocalCopy } from './locate.js';
 export { pageOf, type Page } from './paging.js';
 export { findTable, parseKey, parseLimit, MAX_PAGE, DEFAULT_PAGE } from './params.js';
 export { type PeersOptions, type Relayed } from './peers.js';
+export { formatPosition, parsePosition, WAIT_FOR_LIMIT_MS, type InputPosition, type WaitFor } from './wait-for.js';
 export {
   FORWARDED_HEADER,
+  FROM_SIBLING,
   STALE_HEADER,
   ACCEPT_STALE_HEADER,
   FRESH,

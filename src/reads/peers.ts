@@ -38,13 +38,17 @@ export class Peers {
     return { status: response.status, body: await this.json(base, response), stale: response.headers.get(STALE_HEADER) === 'true' };
   }
 
-  /** The body of an internal request; any answer but 2xx means the partitions cannot be read there now. */
-  async partial<T>(base: string, path: string): Promise<T> {
+  /**
+   * The body of an internal request. Any answer but 2xx means the partitions cannot be read there
+   * now, unless `refusal` finds in its body an error that is the caller's, not the instance's
+   * (a query refusing its parameters): that one is thrown as it is.
+   */
+  async partial<T>(base: string, path: string, refusal: (body: unknown) => Error | undefined = () => undefined): Promise<T> {
     const response = await this.request(base, path);
     const body = await this.json(base, response);
     if (!response.ok) {
       const message = (body as { message?: unknown } | null)?.message;
-      throw new PartitionUnavailableError(`${base}: ${typeof message === 'string' ? message : response.statusText}`);
+      throw refusal(body) ?? new PartitionUnavailableError(`${base}: ${typeof message === 'string' ? message : response.statusText}`);
     }
     return body as T;
   }

@@ -1,6 +1,6 @@
 import { toJson } from '../codec/index.js';
-import { ConsistencyUnavailableError, LocalTableReadError, PartitionUnavailableError, RowNotFoundError } from '../errors.js';
-import type { PartitionDirectory } from '../partition/index.js';
+import { ConsistencyUnavailableError, InvalidPositionError, LocalTableReadError, PartitionUnavailableError, RowNotFoundError } from '../errors.js';
+import type { InputWatch, PartitionDirectory } from '../partition/index.js';
 import { globalViews, type CompiledApp, type CompiledQuery, type CompiledTable } from '../procedures/index.js';
 import { partitionForKey, type GlobalTableView, type Key } from '../state/index.js';
 import { locate, locateHere } from './locate.js';
@@ -8,10 +8,12 @@ import { pageOf } from './paging.js';
 import { MAX_PAGE, findTable, parseKey, parseLimit } from './params.js';
 import { Peers, type PeersOptions } from './peers.js';
 import { QueryRunner } from './queries.js';
+import { WriteVisibility } from './wait-for.js';
 import {
   FRESH,
   parsePartitions,
   queryParams,
+  queryErrorOf,
   queryPartialPath,
   rowPath,
   scanPartialPath,
@@ -30,6 +32,8 @@ export interface ReadsOptions {
   readonly peers?: PeersOptions | undefined;
   /** Runs consistent queries (apps with a multi-partition protocol). */
   readonly consistent?: { ask(name: string, params: Readonly<Record<string, string>>): Promise<unknown> } | undefined;
+  /** How far the partitions active here have committed their input: reads that wait for a write (`waitFor`) wait on it. */
+  readonly writes?: InputWatch | undefined;
 }
 
 /** An answer and whether any of it came from a standby copy. */
@@ -62,7 +66,9 @@ export interface TablePage {
  * Every read of tables and queries, wherever the data is: a partition is read here when it is
  * active here (or from a standby copy here, for callers that accept stale data), otherwise from
  * its owner; scans and queries gather every partition. Values come back as JSON. Failures are
- * typed errors (UnknownTableError, InvalidParameterError, PartitionUnavailableError, ...).
+ * typed errors (UnknownTableError, InvalidParameterError, PartitionUnavailableError, ...); a
+ * query's own code refusing its parameters is a QueryParamsError, any other throw a
+ * QueryFailedError, wherever the partition ran.
  */
 export class Reads {
   private readonly app: CompiledApp;
@@ -78,9 +84,11 @@ export class Reads {
     this.globals = globalViews(options.app);
     this.queries = new QueryRunner(options.app, this.globals);
     this.consistent = options.consistent;
+    this.visibility = new WriteVisibility(options.app, options.writes);
   }
 
   private readonly consistent: ReadsOptions['consistent'];
+  private readonly visibility: WriteVisibility;
 
   /** One row by key (as text). Partition-local tables have no single row per key: read them by scan or query. */
   async get(tableName: string, keyText: string, mode: ReadMode = FRESH): Promise<RowRead> {
@@ -98,7 +106,12 @@ export class Reads {
       );
     }
     const partition = partitionForKey(String(key), this.app.partitions);
-    const where = locate(this.directory, partition, mode);
+    let where = locate(this.directory, partition, mode);
+    if (where.kind === 'local' && mode.waitFor) {
+      // A read that waits for a write waits here, then reads wherever the partition is by then.
+      await this.visibility.here([partition], mode.waitFor);
+      where = locate(this.directory, partition, mode);
+    }
     if (where.kind === 'remote') return { kind: 'relayed', ...(await this.peers.relay(where.url, rowPath(table.name, key, mode))) };
     const value = where.state.readCommitted(table.name, key);
     if (value === undefined) throw notFound(table, key, partition);
@@ -132,6 +145,7 @@ export class Reads {
           `query "${name}" cannot run consistently: this app has no multi-partition procedures or consistent queries (declare the query with consistent: true)`,
         );
       }
+      if (mode.waitFor) throw new InvalidPositionError(`query "${name}" runs consistently, which cannot wait for a write (waitFor); ask it without waitFor, or without consistent=true`);
       // A read-only multi-partition transaction: one serializable cut of every partition.
       return { body: await this.consistent.ask(name, own), stale: false };
     }
@@ -142,7 +156,7 @@ export class Reads {
       if (!byPartition.has(p)) throw new PartitionUnavailableError(`partition ${p} did not answer; retry shortly`, undefined, { partition: p });
     }
     const parts = [...byPartition].sort(([a], [b]) => a - b).map(([, value]) => value);
-    return { body: this.queries.merge(query, parts, own), stale };
+    return { body: this.queries.merge(name, query, parts, own), stale };
   }
 
   /** Answer to another instance's internal scan: rows of the partitions it asked for, all held by this instance. */
@@ -161,6 +175,7 @@ export class Reads {
   /** Rows after `after` of `partitions` (at most `limit` per partition), here and elsewhere. */
   private async gatherRows(table: CompiledTable, after: Key | undefined, limit: number, mode: ReadMode, partitions = this.allPartitions()): Promise<ScanPartial> {
     const { local, remote } = this.split(mode, partitions);
+    await this.visibility.here(local, mode.waitFor);
     const mine = this.scanHere(table, local, after, limit, mode);
     const rows = [...mine.rows];
     let stale = mine.stale;
@@ -175,11 +190,12 @@ export class Reads {
   /** Each of `partitions`' partial answer to a query, here and elsewhere. */
   private async gatherParts(name: string, query: CompiledQuery, params: Readonly<Record<string, string>>, mode: ReadMode, partitions = this.allPartitions()): Promise<QueryPartial> {
     const { local, remote } = this.split(mode, partitions);
-    const mine = this.queryHere(query, params, local, mode);
+    await this.visibility.here(local, mode.waitFor);
+    const mine = this.queryHere(name, query, params, local, mode);
     const parts = [...mine.parts];
     let stale = mine.stale;
     for (const [url, theirPartitions] of remote) {
-      const theirs = await this.peers.partial<Partial<QueryPartial>>(url, queryPartialPath(name, params, theirPartitions, mode));
+      const theirs = await this.peers.partial<Partial<QueryPartial>>(url, queryPartialPath(name, params, theirPartitions, mode), queryErrorOf);
       parts.push(...(theirs.parts ?? []));
       stale ||= theirs.stale === true;
     }
@@ -199,13 +215,13 @@ export class Reads {
     return { rows, stale };
   }
 
-  private queryHere(query: CompiledQuery, params: Readonly<Record<string, string>>, partitions: readonly number[], mode: ReadMode): QueryPartial {
+  private queryHere(name: string, query: CompiledQuery, params: Readonly<Record<string, string>>, partitions: readonly number[], mode: ReadMode): QueryPartial {
     const parts: Array<{ partition: number; value: unknown }> = [];
     let stale = false;
     for (const partition of partitions) {
       const where = locateHere(this.directory, partition, mode);
       stale ||= where.stale;
-      parts.push({ partition, value: this.queries.partial(query, where.state, params) });
+      parts.push({ partition, value: this.queries.partial(name, query, where.state, params) });
     }
     return { parts, stale };
   }

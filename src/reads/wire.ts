@@ -3,7 +3,9 @@
  * stale answer, and the internal requests one instance sends another. Both the caller side (here)
  * and the answering side (the HTTP adapter) use these, so they cannot drift apart.
  */
+import { QueryFailedError, QueryParamsError } from '../errors.js';
 import type { Key } from '../state/index.js';
+import { waitForOf, waitParams, type WaitFor } from './wait-for.js';
 
 /**
  * Marks a request one instance sends another (`1`), answered by the worker holding the data and
@@ -25,6 +27,8 @@ export interface ReadMode {
   readonly forwarded: boolean;
   /** The request came from a sibling worker: answer from this worker or fail. */
   readonly fromSibling: boolean;
+  /** Wait until a write is processed before reading (`?waitFor=`), where each partition's state is. */
+  readonly waitFor?: WaitFor | undefined;
 }
 
 /** A fresh read by an outside caller. */
@@ -35,10 +39,13 @@ export function readModeOf(
   query: Readonly<Record<string, unknown>>,
   headers: Readonly<Record<string, string | string[] | undefined>>,
 ): ReadMode {
+  const staleOk = query['stale'] === 'true' || headers[ACCEPT_STALE_HEADER] === 'true';
+  const waitFor = waitForOf(query, staleOk);
   return {
-    staleOk: query['stale'] === 'true' || headers[ACCEPT_STALE_HEADER] === 'true',
+    staleOk,
     forwarded: headers[FORWARDED_HEADER] === '1' || headers[FORWARDED_HEADER] === FROM_SIBLING,
     fromSibling: headers[FORWARDED_HEADER] === FROM_SIBLING,
+    ...(waitFor ? { waitFor } : {}),
   };
 }
 
@@ -76,24 +83,42 @@ export function scanPartialPath(table: string, partitions: readonly number[], af
     limit: String(limit),
     ...(after !== undefined ? { after: String(after) } : {}),
     ...(mode.staleOk ? { stale: 'true' } : {}),
+    ...waitParams(mode.waitFor),
   });
   return `/internal/partials/tables/${encodeURIComponent(table)}?${query}`;
 }
 
 /** Path and query of an internal query of `partitions`; the query's own parameters ride along. */
 export function queryPartialPath(name: string, params: Readonly<Record<string, string>>, partitions: readonly number[], mode: ReadMode): string {
-  const query = new URLSearchParams({ ...params, partitions: partitions.join(','), ...(mode.staleOk ? { stale: 'true' } : {}) });
+  const query = new URLSearchParams({ ...params, partitions: partitions.join(','), ...(mode.staleOk ? { stale: 'true' } : {}), ...waitParams(mode.waitFor) });
   return `/internal/partials/queries/${encodeURIComponent(name)}?${query}`;
+}
+
+/**
+ * The error in an internal query answer (`{ error, message, field? }`) that belongs to the query,
+ * not to the instance that ran it: its parameters refused (`bad_query_params`, 400) or its code
+ * failing (`query_failed`, 500). Raised again on the asking side, so the caller gets the answer it
+ * would get had the partition run there. Undefined for anything else (the instance could not serve).
+ */
+export function queryErrorOf(body: unknown): QueryParamsError | QueryFailedError | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const { error, message, field } = body as { error?: unknown; message?: unknown; field?: unknown };
+  if (typeof message !== 'string') return undefined;
+  if (error === 'bad_query_params') return new QueryParamsError(message, typeof field === 'string' ? field : undefined);
+  if (error === 'query_failed') return new QueryFailedError(message);
+  return undefined;
 }
 
 /** Path of a key read, as the owner of the row answers it. */
 export function rowPath(table: string, key: Key, mode: ReadMode): string {
-  return `/tables/${encodeURIComponent(table)}/${encodeURIComponent(String(key))}${mode.staleOk ? '?stale=true' : ''}`;
+  // A read that waits is never stale (readModeOf refuses the pair): one of the two at most.
+  const wait = new URLSearchParams(waitParams(mode.waitFor)).toString();
+  return `/tables/${encodeURIComponent(table)}/${encodeURIComponent(String(key))}${mode.staleOk ? '?stale=true' : ''}${wait ? `?${wait}` : ''}`;
 }
 
 /** Query-string parameters meant for the query itself (farad's own are removed). */
 export function queryParams(query: Readonly<Record<string, string>>): Record<string, string> {
-  const { stale: _stale, partitions: _partitions, consistent: _consistent, ...params } = query;
+  const { stale: _stale, partitions: _partitions, consistent: _consistent, waitFor: _waitFor, waitMs: _waitMs, ...params } = query;
   return params;
 }
 

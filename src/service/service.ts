@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { listenError, type Config } from '../config/index.js';
 import { buildHttpServer } from '../http/index.js';
-import { Ingest } from '../ingest/index.js';
+import { Ingest, IngestForwarder, KeyedIngest, serveForwardedIngest } from '../ingest/index.js';
 import { createLogger, type Logger } from '../log.js';
 import { FaradMetrics } from '../metrics/index.js';
 import { PartitionHost } from '../partition/index.js';
@@ -10,6 +10,7 @@ import { compileApp, globalViews, type App, type CompiledApp } from '../procedur
 import { Reads } from '../reads/index.js';
 import { createSnapshotStore, ReplicationMembership, Snapshots } from '../replication/index.js';
 import type { EventLog } from '../streams/index.js';
+import { DeadLetterReplays, RecordDescriber, replayLogTopicOf, TopicRecords } from '../streams/index.js';
 import { ConsistentQueries } from '../transactions/index.js';
 import { Lifecycle } from './lifecycle.js';
 import { stateSizes, timersPending } from './state-sizes.js';
@@ -70,8 +71,11 @@ export async function startService(app: App, config: Config, options: StartOptio
     () => live.log?.consumerLag() ?? [],
     () => live.log?.diskUsage?.() ?? [],
     () => timersPending(live.host),
+    logger, // failed handlers, rate-limited
   );
   const life = new Lifecycle(logger);
+  // Stops last: once processing has ended, the failed-handler lines a window held back are written.
+  await life.start('handler failure log', () => undefined, () => metrics.flushLogs());
 
   const store = await life.start(
     'snapshot store',
@@ -85,7 +89,7 @@ export async function startService(app: App, config: Config, options: StartOptio
     async () => {
       const opened = options.transport ?? (await openTransport(compiled, config, logger));
       try {
-        await opened.ensureTopics(appTopics(compiled));
+        await opened.ensureTopics([...appTopics(compiled), replayLogTopicOf(compiled)]);
       } catch (err) {
         await opened.close();
         throw err;
@@ -117,8 +121,15 @@ export async function startService(app: App, config: Config, options: StartOptio
     () => (compiled.protocolTopic ? new ConsistentQueries(log, compiled.protocolTopic, logger) : undefined),
     (c) => c?.close(),
   );
-  const reads = new Reads({ app: compiled, directory: host, peers: { token: config.http.token, fetch: worker?.fetch }, consistent });
+  const reads = new Reads({ app: compiled, directory: host, peers: { token: config.http.token, fetch: worker?.fetch }, consistent, writes: host });
   const ingest = new Ingest(compiled, codec, log, metrics);
+  // Each Idempotency-Key is kept by the worker owning partition partitionForKey(key); the others forward to it.
+  const keyed = new KeyedIngest({
+    partitions: compiled.partitions,
+    directory: host,
+    forwarder: new IngestForwarder({ token: config.http.token, link: worker }),
+    window: { windowMs: config.http.idempotencyWindowSeconds * 1000, maxKeys: config.http.idempotencyMaxKeys },
+  });
   const { http, address } = await life.start(
     'http',
     async () => {
@@ -126,12 +137,17 @@ export async function startService(app: App, config: Config, options: StartOptio
         http: config.http,
         reads,
         ingest,
+        keyed,
         health: worker ? instanceHealth(worker) : host,
         metrics,
         exposition: worker && instanceMetrics(worker, metrics),
         logger,
+        // Outputs and dead letters decoded, on either transport; replay where one append is one frame.
+        topics: new TopicRecords(log, new RecordDescriber(compiled, codec, schemas.rows), new Set(['output', 'dead_letters'])),
+        replays: config.transport === 'embedded' ? new DeadLetterReplays(compiled, log) : undefined,
       });
       if (worker) serveSiblings(worker, { health: host, metrics, http: server });
+      if (worker) serveForwardedIngest(worker, server);
       try {
         return { http: server, address: await listen(server, config, options.http !== false) };
       } catch (err) {

@@ -34,6 +34,23 @@ export interface ProcessorObserver {
   deadLettered(reason: DeadLetterReason, eventType: string, partition: number): void;
   /** A committed batch fired a timer `lateSeconds` after its due time (`label`: timer:<name> or schedule:<name>). */
   timerFired?(label: string, partition: number, lateSeconds: number): void;
+  /**
+   * A handler threw (or broke its contract) and its event goes to the dead-letter topic. Called
+   * when it happens, before the batch commits (a batch retried after a failed commit calls it
+   * again); logging it is the observer's business.
+   */
+  handlerFailed?(failure: HandlerFailure): void;
+}
+
+/** A handler that failed: which event (or timer), where, and what it threw. */
+export interface HandlerFailure {
+  /** The event type, or `timer:<name>` / `schedule:<name>`. */
+  readonly eventType: string;
+  readonly partition: number;
+  /** The input record's offset; undefined for a timer. */
+  readonly offset: number | undefined;
+  /** What the handler threw (any value). */
+  readonly error: unknown;
 }
 
 /** Changelog header on a fired timer's tombstone: the fire time, ms since the epoch. */
@@ -490,6 +507,7 @@ export class BatchProcessor {
       },
     });
     observer?.deadLettered(reason, label, state.partition);
+    if (reason === 'handler_error') observer?.handlerFailed?.({ eventType: label, partition: state.partition, offset: undefined, error });
   }
 
   private deadLetter(record: LogRecord, reason: DeadLetterReason, error: unknown, eventType: string | undefined): void {
@@ -512,5 +530,6 @@ export class BatchProcessor {
       headers,
     });
     observer?.deadLettered(reason, eventType ?? UNKNOWN_TYPE, state.partition);
+    if (reason === 'handler_error') observer?.handlerFailed?.({ eventType: eventType ?? UNKNOWN_TYPE, partition: record.partition, offset: record.offset, error });
   }
 }

@@ -10,6 +10,18 @@ export interface TopicSpec {
   readonly exactPartitions?: 'input' | 'changelog';
 }
 
+/**
+ * A point in one topic partition: `offset` is the offset just past the records it follows (the
+ * next offset). `append` answers one per topic partition it wrote; an input partition's committed
+ * offset is the same kind of offset, so "the committed offset has reached the append's" means
+ * every record of the append was processed and committed.
+ */
+export interface TopicPartitionOffset {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+}
+
 /** What a commit made durable that the partition's owner needs to know. */
 export interface CommitResult {
   /** The changelog offset after the batch's last changelog record, when the batch wrote any. */
@@ -108,8 +120,16 @@ export interface EventLog {
   ensureTopics(specs: readonly TopicSpec[]): Promise<void>;
   /** Partition count of a known topic. */
   partitionsOf(topic: string): number;
-  /** Durably appends records (ingest); resolves once they are acknowledged. */
-  append(records: readonly OutRecord[]): Promise<void>;
+  /**
+   * Durably appends records (ingest); resolves once they are acknowledged, with the offset just
+   * past the last record written to each topic partition (one entry per topic partition written).
+   */
+  append(records: readonly OutRecord[]): Promise<readonly TopicPartitionOffset[]>;
+  /**
+   * The app group's committed (next) offset of every input topic's partition `partition` now:
+   * everything before it was processed and committed by an owner (reads that wait for a write).
+   */
+  committedOffsets(partition: number): Promise<ReadonlyMap<string, number>>;
   /** A topic partition from `fromOffset` to its end as of the call (operator tools, e.g. snapshots). */
   readRange(topic: string, partition: number, fromOffset: number): AsyncIterable<readonly LogRecord[]>;
   /** A topic partition's end offset now (read_committed: what readRange reads up to). */

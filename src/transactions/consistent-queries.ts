@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { PartitionUnavailableError, QueryFailedError } from '../errors.js';
+import { PartitionUnavailableError, QueryFailedError, QueryParamsError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ChangelogFollower, EventLog } from '../streams/event-log.js';
 import { decodeMessage, encodeMessage } from './messages.js';
@@ -78,7 +78,7 @@ export class ConsistentQueries {
             if (!waiter) continue;
             this.waiting.delete(message.id);
             clearTimeout(waiter.timer);
-            if (message.error) waiter.reject(new QueryFailedError(message.error.message));
+            if (message.error) waiter.reject(queryError(message.error));
             else waiter.resolve(message.value);
           }
         },
@@ -90,4 +90,9 @@ export class ConsistentQueries {
     this.following.catch(() => (this.following = undefined));
     return this.following;
   }
+}
+
+/** The error a consistent query's result names: its parameters were refused (400), or it failed. */
+export function queryError(error: { readonly code: string; readonly message: string }): Error {
+  return error.code === 'bad_query_params' ? new QueryParamsError(error.message) : new QueryFailedError(error.message);
 }

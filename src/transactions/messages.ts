@@ -64,7 +64,8 @@ export interface Vote {
   readonly round: number;
   readonly partition: number;
   readonly rows: readonly ShippedRow[];
-  readonly parts: ReadonlyArray<{ readonly id: string; readonly value?: unknown; readonly error?: string }>;
+  /** `badParams`: the query rejected its parameters (QueryParamsError), answered 400. */
+  readonly parts: ReadonlyArray<{ readonly id: string; readonly value?: unknown; readonly error?: string; readonly badParams?: boolean }>;
 }
 
 /** Coordinator → participant: the round is decided; apply these writes (none when nothing committed here). */

@@ -1,4 +1,4 @@
-import { describeError, HandlerContractError } from '../errors.js';
+import { describeError, HandlerContractError, QueryParamsError } from '../errors.js';
 import { isThenable, MP_TABLE, queryContext, type CompiledProcedure } from '../procedures/index.js';
 import { deepFreeze, partitionForKey, type Key } from '../state/index.js';
 import type { BatchProtocol, LogRecord, ProtocolHost } from '../streams/index.js';
@@ -305,12 +305,14 @@ export class MultiPartitionProtocol implements BatchProtocol {
       const parts: unknown[] = [];
       for (const p of open.participants) {
         const part = open.votes[p]!.parts.find((x) => x.id === query.id);
+        if (part?.badParams) throw new QueryParamsError(part.error ?? 'bad query parameters');
         if (!part || part.error !== undefined) throw new HandlerContractError(`query "${query.name}" failed on partition ${p}: ${part?.error ?? 'no answer'}`, { partition: p });
         parts.push(part.value);
       }
       message = { kind: 'result', id: query.id, value: asJson(def.merge(parts, query.params), `the merge of query "${query.name}"`) };
     } catch (err) {
-      message = { kind: 'result', id: query.id, error: { code: 'query_failed', message: describeError(err) } };
+      const badParams = QueryParamsError.of(err);
+      message = { kind: 'result', id: query.id, error: badParams ? { code: badParams.code, message: badParams.message } : { code: 'query_failed', message: describeError(err) } };
     }
     this.send(0, message, timestamp);
   }
@@ -342,7 +344,8 @@ export class MultiPartitionProtocol implements BatchProtocol {
         if (!def) throw new Error(`no query named "${name}"`);
         return { id, value: asJson(def.partition(queryContext(app, state, globals, 'live'), params), `the partial answer of query "${name}"`) };
       } catch (err) {
-        return { id, error: describeError(err) };
+        const badParams = QueryParamsError.of(err);
+        return badParams ? { id, error: badParams.message, badParams: true } : { id, error: describeError(err) };
       }
     });
     const vote: Vote = { kind: 'vote', round: prepare.round, partition: state.partition, rows: shipped, parts };

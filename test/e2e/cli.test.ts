@@ -191,3 +191,9 @@ test('a bad config fails at start with a message naming the field', { timeout: 6
   });
   assert.ok(!existsSync(dataDir), `nothing was started: ${existsSync(dataDir) ? readdirSync(dataDir).join(', ') : ''}`);
 });
+
+test('produce --help lists --skip-invalid', { timeout: 30_000 }, async (t: TestContext) => {
+  const help = await runCli(t, ['produce', '--help']);
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /--skip-invalid\s+send every valid line/);
+});

@@ -156,7 +156,8 @@ test('HTTP API', { timeout: 60_000 }, async (t: TestContext) => {
     const before = appended();
     const answer = await postJson(url, [1, 2, 3].map((contestantNumber) => ({ phoneNumber: phone, contestantNumber })));
     assert.equal(answer.status, 202, answer.text);
-    assert.deepEqual(answer.body, { accepted: 3, eventType: 'voter.Vote', topic: 'votes' });
+    const written = partitionForKey(String(phone), 8);
+    assert.deepEqual(answer.body, { accepted: 3, eventType: 'voter.Vote', topic: 'votes', position: `votes:${written}:${log.endOffset('votes', written)}` });
     assert.equal(appended(), before + 3);
     await waitProcessed(service, log, base);
     const partition = partitionForKey(String(phone), 8);

@@ -85,7 +85,7 @@ describe('loadConfig: sources', () => {
     assert.equal(config.maxBatchRecords, 10_000);
     assert.equal(config.retryBackoffMs, 200);
     assert.equal(config.logLevel, 'info');
-    assert.deepEqual(config.http, { port: 8080, host: '0.0.0.0', bodyLimitBytes: 1_048_576 });
+    assert.deepEqual(config.http, { port: 8080, host: '0.0.0.0', bodyLimitBytes: 1_048_576, idempotencyWindowSeconds: 86_400, idempotencyMaxKeys: 100_000 });
     assert.equal(config.http.token, undefined);
     assert.deepEqual(config.settings, {});
     assert.equal(config.instanceId, hostname());
@@ -97,7 +97,7 @@ describe('loadConfig: sources', () => {
     assert.equal(config.commitIntervalMs, 250);
     assert.equal(config.maxBatchRecords, 500);
     assert.equal(config.logLevel, 'debug');
-    assert.deepEqual(config.http, { port: 9000, host: '127.0.0.1', token: 's3cret', bodyLimitBytes: 1_048_576 });
+    assert.deepEqual(config.http, { port: 9000, host: '127.0.0.1', token: 's3cret', bodyLimitBytes: 1_048_576, idempotencyWindowSeconds: 86_400, idempotencyMaxKeys: 100_000 });
     assert.deepEqual(config.settings, { maxVotesPerPhone: 3 });
     assert.equal(config.retryBackoffMs, 200, 'unset fields keep their defaults');
   });
@@ -294,6 +294,8 @@ const CONTRACT: ReadonlyArray<[variable: string, path: string, text: string, val
   ['FARAD_HTTP_HOST', 'http.host', 'h', 'h'],
   ['FARAD_HTTP_TOKEN', 'http.token', 't', 't'],
   ['FARAD_HTTP_BODY_LIMIT_BYTES', 'http.bodyLimitBytes', '2048', 2048],
+  ['FARAD_HTTP_IDEMPOTENCY_WINDOW_SECONDS', 'http.idempotencyWindowSeconds', '60', 60],
+  ['FARAD_HTTP_IDEMPOTENCY_MAX_KEYS', 'http.idempotencyMaxKeys', '500', 500],
   ['FARAD_INSTANCE_ID', 'instanceId', 'i-0', 'i-0'],
   ['FARAD_WORKERS', 'workers', '3', 3],
   ['FARAD_REPLICAS', 'replicas', '2', 2],
@@ -303,6 +305,9 @@ const CONTRACT: ReadonlyArray<[variable: string, path: string, text: string, val
   ['FARAD_REDIS_URL', 'redis.url', 'redis://r:6379', 'redis://r:6379'],
   ['FARAD_REDIS_PASSWORD', 'redis.password', 'rp', 'rp'],
   ['FARAD_REDIS_TLS', 'redis.tls', 'true', true],
+  ['FARAD_REDIS_CA_FILE', 'redis.caFile', '/redis-ca.pem', '/redis-ca.pem'],
+  ['FARAD_REDIS_CERT_FILE', 'redis.certFile', '/redis-cert.pem', '/redis-cert.pem'],
+  ['FARAD_REDIS_KEY_FILE', 'redis.keyFile', '/redis-key.pem', '/redis-key.pem'],
   ['FARAD_REDIS_KEEP', 'redis.keep', '3', 3],
   ['FARAD_SESSION_TIMEOUT_MS', 'sessionTimeoutMs', '6000', 6000],
   ['FARAD_KAFKA_BROKERS', 'kafka.brokers', 'a:1, b:2', ['a:1', 'b:2']],

@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import {
   ConsistencyUnavailableError,
   FaradError,
+  IdempotencyKeyReusedError,
+  InvalidIdempotencyKeyError,
+  InvalidPositionError,
   InvalidParameterError,
   LocalTableReadError,
   NotAnInputError,
@@ -18,6 +21,8 @@ import {
   UnknownEventTypeError,
   UnknownQueryError,
   UnknownTableError,
+  WriteNotVisibleError,
+  QueryParamsError,
 } from '../../src/errors.js';
 import { buildHttpServer, InvalidEventError, problemOf, RequestRejectedError, STATUS } from '../../src/http/index.js';
 import { Ingest } from '../../src/ingest/index.js';
@@ -43,8 +48,13 @@ const ANSWERED: Array<[FaradError, number]> = [
   [new RowNotFoundError('no row'), 404],
   [new InvalidParameterError('bad_key', 'not an integer'), 400],
   [new InvalidParameterError('bad_limit', 'limit must be ...'), 400],
+  [new QueryParamsError('n must be an integer from 1 to 100', 'n'), 400],
   [new LocalTableReadError('partition-local'), 400],
   [new PartitionUnavailableError('partition 3 is restoring here', 'restoring', { partition: 3 }), 503],
+  [new InvalidIdempotencyKeyError('Idempotency-Key must be 1 to 255 printable ASCII characters'), 400],
+  [new IdempotencyKeyReusedError('Idempotency-Key "k" was used for another request'), 422],
+  [new InvalidPositionError('waitFor is not a position'), 400],
+  [new WriteNotVisibleError('partition 3 has not processed the write yet', { partition: 3, topic: 'votes', offset: 7 }), 503],
   [new DiskFullError('/var/lib/farad', 'journal write failed'), 507],
   [new RequestRejectedError('bad_json', 'not JSON'), 400],
   [new RequestRejectedError('bad_request', 'not an object'), 400],
@@ -144,6 +154,7 @@ async function server(t: TestContext, options: { token?: string; failure?: strin
     append: async (records: readonly OutRecord[]) => {
       await options.send?.();
       appended.push(...records);
+      return [{ topic: 'deposits', partition: records[0]!.partition, offset: appended.length }];
     },
   } as unknown as EventLog;
   const metrics = new FaradMetrics(() => []);
@@ -230,7 +241,7 @@ describe('buildHttpServer', () => {
     assert.equal(appended.length, 0);
     const ok = await http.inject({ method: 'POST', url: '/events/bank.Deposit', payload: [{ account: 'a', amount: 1 }], headers: auth });
     assert.equal(ok.statusCode, 202);
-    assert.deepEqual(ok.json(), { accepted: 1, eventType: 'bank.Deposit', topic: 'deposits' });
+    assert.deepEqual(ok.json(), { accepted: 1, eventType: 'bank.Deposit', topic: 'deposits', position: `deposits:${partitionForKey('a', 2)}:1` });
     assert.equal(appended.length, 1);
   });
 

@@ -1,26 +1,24 @@
 import type { FastifyInstance } from 'fastify';
 import type { Reads } from '../../reads/index.js';
 import type { AuthHook } from '../auth.js';
-import { markStale, modeOf } from '../read-request.js';
+import { markStale, modeOf, sendRow, tableReadOf, type TableQuery } from '../read-request.js';
 
 /**
- * `GET /tables/:table/:key` (one row, from the partition's owner) and `GET /tables/:table?after=&limit=`
- * (a page in key order). `?stale=true` or `x-farad-accept-stale: true` allows a standby's copy;
- * such answers carry `x-farad-stale: true`.
+ * `GET /tables/:table/:key` or `GET /tables/:table?key=` (one row, from the partition's owner) and
+ * `GET /tables/:table?after=&limit=` (a page in key order). `?stale=true` or
+ * `x-farad-accept-stale: true` allows a standby's copy; such answers carry `x-farad-stale: true`.
  */
 export function tableRoutes(http: FastifyInstance, deps: { readonly reads: Reads; readonly auth: AuthHook }): void {
   const { reads, auth } = deps;
 
-  http.get<{ Params: { table: string; key: string } }>('/tables/:table/:key', { onRequest: auth }, async (request, reply) => {
-    const read = await reads.get(request.params.table, request.params.key, modeOf(request));
-    markStale(reply, read.stale);
-    if (read.kind === 'relayed') return reply.code(read.status).send(read.body);
-    return read.body;
-  });
+  http.get<{ Params: { table: string; key: string } }>('/tables/:table/:key', { onRequest: auth }, async (request, reply) =>
+    sendRow(reply, await reads.get(request.params.table, request.params.key, modeOf(request))),
+  );
 
-  http.get<{ Params: { table: string }; Querystring: { after?: string; limit?: string } }>('/tables/:table', { onRequest: auth }, async (request, reply) => {
-    const { after, limit } = request.query;
-    const page = await reads.scan(request.params.table, { after, limit }, modeOf(request));
+  http.get<{ Params: { table: string }; Querystring: TableQuery }>('/tables/:table', { onRequest: auth }, async (request, reply) => {
+    const asked = tableReadOf(request.query);
+    if (asked.kind === 'row') return sendRow(reply, await reads.get(request.params.table, asked.key, modeOf(request)));
+    const page = await reads.scan(request.params.table, asked, modeOf(request));
     markStale(reply, page.stale);
     return page.body;
   });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Observable } from 'rxjs';
 import type { Logger } from 'pino';
 import { AppDefinitionError, LeaseRevokedError, TransportError } from '../../errors.js';
-import type { ChangelogFollower, ChangelogSink, CommitResult, EventLog, MembershipPolicy, PartitionLease, TopicSpec } from '../event-log.js';
+import type { ChangelogFollower, ChangelogSink, CommitResult, EventLog, MembershipPolicy, PartitionLease, TopicPartitionOffset, TopicSpec } from '../event-log.js';
 import type { CommitPlan, LogRecord, OutRecord } from '../records.js';
 import { Compactor } from './compactor.js';
 import { DiskFullError } from './errors.js';
@@ -125,12 +125,18 @@ export class EmbeddedLog implements EventLog {
     return this.topic(topic).partitions.length;
   }
 
-  /** Durably appends records; resolves once they are on disk and readable. */
-  async append(records: readonly OutRecord[]): Promise<void> {
-    if (records.length === 0) return;
+  /** Durably appends records; resolves once they are on disk and readable, with each written partition's end just after them. */
+  async append(records: readonly OutRecord[]): Promise<readonly TopicPartitionOffset[]> {
+    if (records.length === 0) return [];
     for (const r of records) this.checkPartition(r.topic, r.partition);
     const frame = encodeBatchFrame(records, (t) => this.topic(t).id, [], this.options.group);
-    await this.writeFrame(frame, (_, position) => this.applyBatch(frame, position, records));
+    let written: TopicPartitionOffset[] = [];
+    await this.writeFrame(frame, (_, position) => {
+      this.applyBatch(frame, position, records);
+      // Frames are applied one at a time, in order: each partition's end is now just past this frame's records.
+      written = writtenPartitions(records).map(({ topic, partition }) => ({ topic, partition, offset: this.endOffset(topic, partition) }));
+    });
+    return written;
   }
 
   /** Reads up to `max` records of a topic partition from `fromOffset`. */
@@ -144,6 +150,10 @@ export class EmbeddedLog implements EventLog {
 
   committedOffset(group: string, topic: string, partition: number): number {
     return this.index.committedOffset(group, topic, partition);
+  }
+
+  async committedOffsets(partition: number): Promise<ReadonlyMap<string, number>> {
+    return new Map(this.options.inputTopics.map((topic) => [topic, this.committedOffset(this.options.group, topic, partition)]));
   }
 
   /** The lowest offset of a topic partition still held (retention and compaction remove records before it). */
@@ -451,4 +461,15 @@ class EmbeddedChangelogFollower implements ChangelogFollower {
     for (const stop of this.stops) stop();
     this.stops = [];
   }
+}
+
+/** Each topic partition `records` write to, once. */
+function writtenPartitions(records: readonly OutRecord[]): Array<{ topic: string; partition: number }> {
+  const byTopic = new Map<string, Set<number>>();
+  for (const { topic, partition } of records) {
+    let partitions = byTopic.get(topic);
+    if (!partitions) byTopic.set(topic, (partitions = new Set()));
+    partitions.add(partition);
+  }
+  return [...byTopic].flatMap(([topic, partitions]) => [...partitions].map((partition) => ({ topic, partition })));
 }

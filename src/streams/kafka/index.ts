@@ -3,3 +3,4 @@ export { createKafka, kafkaClientConfig, type KafkaConnection } from './client.j
 export { readPartition } from './changelog-reader.js';
 export { HttpSchemaRegistry, type RegistrySettings } from './schema-registry.js';
 export { KafkaChangelogFollower } from './changelog-follower.js';
+export { KafkaTopicReader, KafkaTransactionalWriter } from './topic-reader.js';

@@ -1,9 +1,9 @@
 import { fastProduceInstalled, readCommittedFixed } from './kafkajs-patches.js';
-import { AssignerProtocol, Partitioners, type Admin, type Batch, type Consumer, type ICustomPartitioner, type Kafka, type Producer, type RecordMetadata } from 'kafkajs';
+import { AssignerProtocol, Partitioners, type Admin, type Batch, type Consumer, type ICustomPartitioner, type Kafka, type Message, type Producer, type RecordMetadata } from 'kafkajs';
 import { Observable, type Subscriber } from 'rxjs';
 import type { Logger } from 'pino';
 import { describeError, LeaseRevokedError, ProducerFencedError, TransportError } from '../../errors.js';
-import type { ChangelogFollower, CommitResult, EventLog, GroupMember, MembershipPolicy, PartitionLease, TopicSpec } from '../event-log.js';
+import type { ChangelogFollower, CommitResult, EventLog, GroupMember, MembershipPolicy, PartitionLease, TopicPartitionOffset, TopicSpec } from '../event-log.js';
 import type { CommitPlan, LogRecord, OutRecord } from '../records.js';
 import { faradAssigner } from './assigner.js';
 import { KafkaChangelogFollower } from './changelog-follower.js';
@@ -11,6 +11,7 @@ import { readPartition } from './changelog-reader.js';
 import { createKafka, type KafkaConnection } from './client.js';
 import { fromKafka, toTopicMessageSlices } from './records.js';
 import { ensureKafkaTopics } from './topics.js';
+import { retryTransient } from './retry-transient.js';
 
 /** kafkajs's own grouping is quadratic in the messages per partition of one send. */
 const SLICE_MESSAGES = fastProduceInstalled ? Infinity : 1_000;
@@ -97,15 +98,43 @@ export class KafkaLog implements EventLog {
     return count;
   }
 
-  /** Appends records with an idempotent producer and acks from all in-sync replicas. */
-  async append(records: readonly OutRecord[]): Promise<void> {
-    if (records.length === 0) return;
+  /**
+   * Appends records with an idempotent producer and acks from all in-sync replicas; answers, per
+   * topic partition written, the offset after its last record (the broker's base offset of the
+   * send's batch there plus the records in it).
+   */
+  async append(records: readonly OutRecord[]): Promise<readonly TopicPartitionOffset[]> {
+    if (records.length === 0) return [];
     if (!this.producer) {
       const producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: byRecordPartition });
       await producer.connect();
       this.producer = producer;
     }
-    for (const topicMessages of toTopicMessageSlices(records, SLICE_MESSAGES)) await this.producer.sendBatch({ topicMessages, acks: -1 });
+    const ends = new Map<string, TopicPartitionOffset>();
+    for (const topicMessages of toTopicMessageSlices(records, SLICE_MESSAGES)) {
+      const acked = await this.producer.sendBatch({ topicMessages, acks: -1 });
+      for (const end of await this.sliceEnds(topicMessages, acked)) ends.set(`${end.partition}/${end.topic}`, end);
+    }
+    return [...ends.values()];
+  }
+
+  /**
+   * Where one send left each partition it wrote. A send is one record batch per partition, so
+   * its records there are contiguous from the batch's base offset. Should the broker's answer
+   * lack one (it never should with acks=all), the partition's end now is used: later, never earlier.
+   */
+  private async sliceEnds(topicMessages: ReadonlyArray<{ topic: string; messages: readonly Message[] }>, acked: readonly RecordMetadata[]): Promise<TopicPartitionOffset[]> {
+    const out: TopicPartitionOffset[] = [];
+    for (const { topic, messages } of topicMessages) {
+      const counts = new Map<number, number>();
+      for (const { partition } of messages) counts.set(partition!, (counts.get(partition!) ?? 0) + 1);
+      for (const [partition, count] of counts) {
+        const base = acked.find((m) => m.topicName === topic && m.partition === partition)?.baseOffset;
+        const offset = base !== undefined && Number(base) >= 0 ? Number(base) + count : await this.endOffset(topic, partition);
+        out.push({ topic, partition, offset });
+      }
+    }
+    return out;
   }
 
   async *readRange(topic: string, partition: number, fromOffset: number): AsyncIterable<readonly LogRecord[]> {
@@ -290,29 +319,6 @@ export class KafkaLog implements EventLog {
   }
 }
 
-/**
- * Retries an admin look-up that failed on a transient broker error. kafkajs's
- * `admin.fetchTopicOffsets` gives up at once on NOT_LEADER_FOR_PARTITION, which KRaft answers for
- * a moment for topics just created (e.g. the changelog at first start).
- */
-async function retryTransient<T>(call: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await call();
-    } catch (err) {
-      if (attempt >= 10 || !isTransient(err)) throw err;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** (attempt - 1), 2000)));
-    }
-  }
-}
-
-function isTransient(err: unknown): boolean {
-  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause ?? (e as { originalError?: unknown }).originalError) {
-    // kafkajs marks each broker error retriable or not (NOT_LEADER_FOR_PARTITION, COORDINATOR_LOAD_IN_PROGRESS, ...).
-    if ((e as { retriable?: boolean }).retriable === true) return true;
-  }
-  return false;
-}
 
 /** How long after resuming a partition whose input was not fetched yet counts as idle anyway. */
 const IDLE_SETTLE_MS = 500;

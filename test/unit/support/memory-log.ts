@@ -15,6 +15,7 @@ import type {
   MembershipPolicy,
   OutRecord,
   PartitionLease,
+  TopicPartitionOffset,
   TopicSpec,
 } from '../../../src/streams/index.js';
 
@@ -170,8 +171,14 @@ export class MemoryLog implements EventLog {
     return partitions.length;
   }
 
-  async append(records: readonly OutRecord[]): Promise<void> {
+  async append(records: readonly OutRecord[]): Promise<readonly TopicPartitionOffset[]> {
     this.appendNow(records);
+    const ends = new Map(records.map((r) => [at(r.topic, r.partition), { topic: r.topic, partition: r.partition, offset: this.endOffset(r.topic, r.partition) }]));
+    return [...ends.values()];
+  }
+
+  async committedOffsets(partition: number): Promise<ReadonlyMap<string, number>> {
+    return new Map(this.options.inputs.map((topic) => [topic, this.committedOffset(topic, partition)]));
   }
 
   /** `append`, synchronously. */
