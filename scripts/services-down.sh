@@ -6,10 +6,13 @@
 # Usage: services-down.sh [kafka] [kafka39] [redis]     (default: all three)
 #   kafka = the Kafka 4.x broker, kafka39 = the Kafka 3.9 broker (see services-up.sh)
 # Env:   FARAD_SERVICES_STOP_TIMEOUT  seconds between SIGTERM and SIGKILL (default 30)
+#        FARAD_SERVICES_DIR           the directory services-up was given (default .services): stops
+#                                     the servers whose pid files are there, e.g. a private broker
+# The test TLS material (.services/tls) is kept: the next services-up reuses it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SERVICES_DIR="$ROOT/.services"
+SERVICES_DIR="${FARAD_SERVICES_DIR:-$ROOT/.services}"
 STOP_TIMEOUT="${FARAD_SERVICES_STOP_TIMEOUT:-30}"
 
 log() { printf '[services-down] %s\n' "$*" >&2; }

@@ -19,7 +19,7 @@ export interface SnapshotCommand {
 
 export async function snapshotCommand(app: App, config: Config, command: SnapshotCommand, logger: Logger, out: (line: string) => void): Promise<void> {
   const compiled = compileApp(app, config.settings);
-  const store = createSnapshotStore(compiled.name, config.redis, logger);
+  const store = await createSnapshotStore(compiled.name, config.redis, logger);
   if (!store) throw new ConfigError('snapshots need Redis: set redis.url (FARAD_REDIS_URL)', { field: 'redis.url' });
   const partitions = command.partitions ?? Array.from({ length: compiled.partitions }, (_, p) => p);
   try {

@@ -11,13 +11,20 @@ export interface SnapshotStoreSettings {
   readonly url?: string | undefined;
   readonly password?: string | undefined;
   readonly tls: boolean;
+  readonly caFile?: string | undefined;
+  readonly certFile?: string | undefined;
+  readonly keyFile?: string | undefined;
   readonly keep: number;
 }
 
-/** The Redis snapshot store, or undefined when no Redis is configured. */
-export function createSnapshotStore(app: string, settings: SnapshotStoreSettings, logger: Logger): SnapshotStore | undefined {
-  if (!settings.url) return undefined;
-  return new RedisSnapshotStore({ url: settings.url, password: settings.password, tls: settings.tls, keep: settings.keep, app, logger });
+/**
+ * The Redis snapshot store once Redis has answered (or is found down: snapshots wait for it), or
+ * undefined when no Redis is configured. A refused password or certificate is a ConfigError.
+ */
+export async function createSnapshotStore(app: string, settings: SnapshotStoreSettings, logger: Logger): Promise<SnapshotStore | undefined> {
+  const { url, ...rest } = settings;
+  if (!url) return undefined;
+  return RedisSnapshotStore.open({ ...rest, url, app, logger });
 }
 
 /** Counts snapshot outcomes (the metrics implement it). */

@@ -70,6 +70,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/* Checks across values that values.schema.json cannot express. */}}
+{{/* "true" when farad reaches Redis over TLS (redis.tls, or a rediss:// url); empty otherwise. */}}
+{{- define "farad.redisTls" -}}
+{{- if and .Values.redis.url (or .Values.redis.tls (hasPrefix "rediss://" .Values.redis.url)) }}true{{ end }}
+{{- end }}
+
 {{- define "farad.validate" -}}
 {{- $n := int .Values.replicaCount }}
 {{- $k := int .Values.replicas }}
@@ -93,5 +98,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- if and .Values.kafka.tls.certKey (not .Values.kafka.tls.existingSecret) }}
 {{- fail "kafka.tls.certKey needs kafka.tls.existingSecret (the Secret holding the client certificate)" }}
+{{- end }}
+{{- with .Values.redis.tlsSecret }}
+{{- if ne (empty .certKey) (empty .keyKey) }}
+{{- fail "redis.tlsSecret.certKey and redis.tlsSecret.keyKey must be set together (client certificate)" }}
+{{- end }}
+{{- if and .existingSecret (not .caKey) (not .certKey) }}
+{{- fail "redis.tlsSecret.existingSecret is set but neither redis.tlsSecret.caKey nor redis.tlsSecret.certKey names a key in it" }}
+{{- end }}
+{{- if and .certKey (not .existingSecret) }}
+{{- fail "redis.tlsSecret.certKey needs redis.tlsSecret.existingSecret (the Secret holding the client certificate)" }}
+{{- end }}
+{{- if and .existingSecret $.Values.redis.url (not (include "farad.redisTls" $)) }}
+{{- fail "redis.tlsSecret.existingSecret is set but Redis is reached without TLS: set redis.tls: true or use a rediss:// url" }}
+{{- end }}
 {{- end }}
 {{- end }}

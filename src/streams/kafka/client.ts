@@ -1,25 +1,41 @@
 import './kafkajs-patches.js';
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs';
+import net from 'node:net';
+import tls from 'node:tls';
+import { Kafka, logLevel, type ISocketFactory, type KafkaConfig, type SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
+import { ConfigError, describeError } from '../../errors.js';
 
 /** The Kafka connection settings farad passes through from its configuration. */
 export interface KafkaConnection {
   readonly brokers: readonly string[];
   readonly clientId: string;
-  readonly ssl: {
-    readonly enabled: boolean;
-    readonly caFile?: string | undefined;
-    readonly certFile?: string | undefined;
-    readonly keyFile?: string | undefined;
-    readonly rejectUnauthorized: boolean;
-  };
+  readonly ssl: KafkaTlsSettings;
   readonly sasl: {
     readonly mechanism?: 'plain' | 'scram-sha-256' | 'scram-sha-512' | undefined;
     readonly username?: string | undefined;
     readonly password?: string | undefined;
   };
 }
+
+/** `kafka.ssl`: TLS to the brokers, with the CA that signed their certificates and a client certificate for mutual TLS. */
+export interface KafkaTlsSettings {
+  readonly enabled: boolean;
+  readonly caFile?: string | undefined;
+  readonly certFile?: string | undefined;
+  readonly keyFile?: string | undefined;
+  readonly rejectUnauthorized: boolean;
+}
+
+type TlsFile = 'caFile' | 'certFile' | 'keyFile';
+
+/** How messages name each TLS file setting: its path and its environment variable. */
+const TLS_FILE_SETTINGS: Readonly<Record<TlsFile, string>> = {
+  caFile: 'kafka.ssl.caFile (FARAD_KAFKA_SSL_CA_FILE)',
+  certFile: 'kafka.ssl.certFile (FARAD_KAFKA_SSL_CERT_FILE)',
+  keyFile: 'kafka.ssl.keyFile (FARAD_KAFKA_SSL_KEY_FILE)',
+};
 
 const LEVEL_NAMES: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.ERROR]: 'error',
@@ -28,7 +44,10 @@ const LEVEL_NAMES: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 };
 
-/** kafkajs client options: TLS and SASL (PLAIN, SCRAM-SHA-256/512) as configured; logs into pino. */
+/**
+ * kafkajs client options: TLS and SASL (PLAIN, SCRAM-SHA-256/512) as configured; logs into pino.
+ * A TLS file that cannot be read is a ConfigError naming its setting.
+ */
 export function kafkaClientConfig(connection: KafkaConnection, logger: Logger): KafkaConfig {
   const { ssl, sasl } = connection;
   const config: KafkaConfig = {
@@ -47,10 +66,11 @@ export function kafkaClientConfig(connection: KafkaConnection, logger: Logger): 
   if (ssl.enabled) {
     config.ssl = {
       rejectUnauthorized: ssl.rejectUnauthorized,
-      ...(ssl.caFile ? { ca: [readFileSync(ssl.caFile, 'utf8')] } : {}),
-      ...(ssl.certFile ? { cert: readFileSync(ssl.certFile, 'utf8') } : {}),
-      ...(ssl.keyFile ? { key: readFileSync(ssl.keyFile, 'utf8') } : {}),
+      ...(ssl.caFile ? { ca: [readTlsFile(ssl, 'caFile')] } : {}),
+      ...(ssl.certFile ? { cert: readTlsFile(ssl, 'certFile') } : {}),
+      ...(ssl.keyFile ? { key: readTlsFile(ssl, 'keyFile') } : {}),
     };
+    config.socketFactory = explainingSocketFactory(ssl);
   }
   if (sasl.mechanism) {
     config.sasl = { mechanism: sasl.mechanism, username: sasl.username!, password: sasl.password! } as SASLOptions;
@@ -58,6 +78,119 @@ export function kafkaClientConfig(connection: KafkaConnection, logger: Logger): 
   return config;
 }
 
+/** A kafkajs client; its TLS files are checked first (a ConfigError names the setting of a file that is not what it should be). */
 export function createKafka(connection: KafkaConnection, logger: Logger): Kafka {
-  return new Kafka(kafkaClientConfig(connection, logger));
+  const config = kafkaClientConfig(connection, logger);
+  if (connection.ssl.enabled) checkTlsFiles(connection.ssl);
+  return new Kafka(config);
+}
+
+function readTlsFile(ssl: KafkaTlsSettings, file: TlsFile): string {
+  const path = ssl[file]!;
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${TLS_FILE_SETTINGS[file]}: cannot read ${path}: ${describeError(err)}`, { field: `kafka.ssl.${file}` }, { cause: err });
+  }
+}
+
+/**
+ * The CA file holds a certificate, the client certificate and key parse and belong together.
+ * (Node ignores a CA file without a certificate in it, and the handshake would fail later for
+ * a reason far from the cause.)
+ */
+function checkTlsFiles(ssl: KafkaTlsSettings): void {
+  if (ssl.caFile) parsePem(ssl, 'caFile', 'no PEM certificate (-----BEGIN CERTIFICATE-----)', (text) => new X509Certificate(text));
+  if (!ssl.certFile || !ssl.keyFile) return; // set together (the schema checks)
+  const cert = parsePem(ssl, 'certFile', 'no PEM certificate (-----BEGIN CERTIFICATE-----)', (text) => new X509Certificate(text));
+  const key = parsePem(ssl, 'keyFile', 'no private key farad can read (PEM, not encrypted)', (text): KeyObject => createPrivateKey(text));
+  if (!cert.checkPrivateKey(key)) {
+    throw new ConfigError(
+      `${TLS_FILE_SETTINGS.keyFile}: ${ssl.keyFile} is not the private key of the certificate in ${TLS_FILE_SETTINGS.certFile} (${ssl.certFile}); give the key that certificate was issued for`,
+      { field: 'kafka.ssl.keyFile' },
+    );
+  }
+}
+
+function parsePem<T>(ssl: KafkaTlsSettings, file: TlsFile, expected: string, parse: (text: string) => T): T {
+  try {
+    return parse(readTlsFile(ssl, file));
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`${TLS_FILE_SETTINGS[file]}: ${ssl[file]} holds ${expected}: ${describeError(err)}`, { field: `kafka.ssl.${file}` }, { cause: err });
+  }
+}
+
+/** OpenSSL's verdicts on a server certificate no CA farad trusts has signed. */
+const UNTRUSTED_SERVER = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'INVALID_CA',
+]);
+const EXPIRED_SERVER = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
+/** TLS alerts a server sends when it refuses the client's certificate (or its absence). */
+const CLIENT_CERT_REFUSED = new Set([
+  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
+  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
+  'ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED',
+  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
+  'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED',
+]);
+/** The peer does not speak TLS (a plaintext listener answered the handshake). */
+const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST']);
+
+/**
+ * What a TLS failure means for farad's settings, or undefined when it says nothing about them.
+ * `handshaken`: the client had finished its side of the handshake (a server refusing the
+ * client's certificate says so only then, under TLS 1.3).
+ */
+function explainTlsFailure(err: NodeJS.ErrnoException, address: string, ssl: KafkaTlsSettings, handshaken: boolean): string | undefined {
+  const code = err.code ?? '';
+  if (UNTRUSTED_SERVER.has(code)) {
+    const trusted = ssl.caFile ? `the CA in ${TLS_FILE_SETTINGS.caFile}, ${ssl.caFile}` : `a CA this system trusts, and ${TLS_FILE_SETTINGS.caFile} is not set`;
+    return `the certificate of the broker at ${address} is not signed by ${trusted}; set kafka.ssl.caFile to the PEM file of the CA that signed the brokers' certificates`;
+  }
+  if (EXPIRED_SERVER.has(code)) return `the certificate of the broker at ${address} is expired or not valid yet; renew it on the broker (or check this machine's clock)`;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return `the certificate of the broker at ${address} is not issued for that host name or address; list the brokers in kafka.brokers (FARAD_KAFKA_BROKERS) by a name their certificates carry (subjectAltName)`;
+  }
+  if (CLIENT_CERT_REFUSED.has(code)) {
+    return ssl.certFile
+      ? `the broker at ${address} refused the client certificate in ${TLS_FILE_SETTINGS.certFile}, ${ssl.certFile}; it must be signed by a CA in the broker's trust store and be valid now: fix kafka.ssl.certFile and kafka.ssl.keyFile`
+      : `the broker at ${address} requires a client certificate (mutual TLS) and farad has none; set ${TLS_FILE_SETTINGS.certFile} and ${TLS_FILE_SETTINGS.keyFile} to a certificate signed by a CA the broker trusts and its key`;
+  }
+  if (NOT_TLS.has(code) || (!handshaken && (code === 'ECONNRESET' || code === 'EPIPE'))) {
+    return `${address} ended the TLS handshake: it does not look like a TLS listener. kafka.ssl.enabled (FARAD_KAFKA_SSL_ENABLED) is true, so every broker in kafka.brokers must be a TLS (SSL or SASL_SSL) listener`;
+  }
+  return undefined;
+}
+
+/**
+ * kafkajs's own socket factory (keep-alive included), whose TLS sockets add to a failure's
+ * message what it means for farad's settings: kafkajs reports a connection failure only as the
+ * socket error's message, and this is how the setting to change reaches the start-up error.
+ */
+function explainingSocketFactory(settings: KafkaTlsSettings): ISocketFactory {
+  return ({ host, port, ssl, onConnect }) => {
+    if (!ssl) return net.connect({ host, port }, onConnect).setKeepAlive(true, 60_000);
+    const socket = tls.connect({ host, port, ...(net.isIP(host) ? {} : { servername: host }), ...ssl }, onConnect);
+    socket.setKeepAlive(true, 60_000);
+    let handshaken = false;
+    socket.once('secureConnect', () => (handshaken = true));
+    // Registered before kafkajs's own listener (it subscribes once this returns), so kafkajs sees the message explained.
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      const meaning = explainTlsFailure(err, `${host}:${port}`, settings, handshaken);
+      // OpenSSL's own message carries its source location; its reason is the readable part.
+      if (meaning) err.message = `${(err as { reason?: string }).reason ?? err.message.trim()} (${err.code}): ${meaning}`;
+    });
+    return socket;
+  };
 }
