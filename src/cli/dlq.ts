@@ -200,7 +200,7 @@ async function replayThrough(base: string, token: string | undefined, app: Compi
         method: 'POST',
         headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
         // `before`: the dead letters there were when the run began; replays that fail again wait for the next run.
-        body: JSON.stringify({ reason: options.filter.reason, since: options.filter.since, limit: options.batchSize, before: last?.before }),
+        body: JSON.stringify({ app: app.name, reason: options.filter.reason, since: options.filter.since, limit: options.batchSize, before: last?.before }),
       });
     } catch (err) {
       const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;

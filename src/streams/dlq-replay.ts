@@ -142,6 +142,11 @@ export class DeadLetterReplays {
     private readonly log: EventLog,
   ) {}
 
+  /** The app this instance runs: a replay asked for another app's dead letters is refused. */
+  get appName(): string {
+    return this.app.name;
+  }
+
   /**
    * Replays up to `max` dead letters matching `filter` that were not replayed yet, in one atomic
    * append. A run's first step leaves `filter.before` unset: it is the dead-letter topic's end

@@ -379,6 +379,11 @@ test('dlq replay after a fix, through the running farad: every dead letter appli
   await waitFor('the replayed ops to be applied', async () => (await pageAll(fixed.base, 'fix-applied', '', 1000)).items.length === ops.length);
   await checkTotals(fixed.base, ops);
 
+  // Another app's farad on that port refuses to replay its own dead letters for this one.
+  const wrongApp = await fetch(`${fixed.base}/dlq/replay`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ app: 'bank' }) });
+  assert.equal(wrongApp.status, 400);
+  assert.match(((await wrongApp.json()) as { message: string }).message, /runs app "fix", not "bank"/);
+
   const again = await runCli(t, ['dlq', 'replay', '--app', appFile], env);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, new RegExp(`replayed 0 dead letters of fix-dlq through .* \\(${negatives} replayed before, 2 not replayable`));

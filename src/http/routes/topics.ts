@@ -52,7 +52,11 @@ export function topicRoutes(http: FastifyInstance, deps: TopicRouteDeps): void {
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
       throw new RequestRejectedError('bad_request', 'body must be a JSON object: { "reason"?: string, "since"?: ms since the epoch, "limit"?: number, "before"?: the "before" of the run\'s first step }');
     }
-    const { reason, since, limit, before } = body as Record<string, unknown>;
+    const { app, reason, since, limit, before } = body as Record<string, unknown>;
+    // A farad of another app on this port must not replay its own dead letters for this one.
+    if (app !== undefined && app !== replays.appName) {
+      throw new RequestRejectedError('bad_request', `this farad runs app "${replays.appName}", not ${JSON.stringify(app)}: replay through the instance of that app (--url)`);
+    }
     const scope = before === undefined ? undefined : typeof before === 'string' ? parsePosition(before, Number.MAX_SAFE_INTEGER) : undefined;
     if (before !== undefined && !scope) {
       throw new RequestRejectedError('bad_request', `before must be the "before" a first step answered (such as "0:12,1:3"), not ${JSON.stringify(before)}`);
