@@ -8,7 +8,8 @@ import type { LogRecord, OutRecord } from '../streams/records.js';
 export class MemoryLog {
   private readonly topics = new Map<string, LogRecord[][]>();
   private readonly sequence = new WeakMap<LogRecord, number>();
-  private appended = 0;
+  /** Every record, in append order. */
+  private readonly journal: LogRecord[] = [];
 
   append(out: OutRecord): LogRecord {
     let partitions = this.topics.get(out.topic);
@@ -24,8 +25,19 @@ export class MemoryLog {
       headers: out.headers ?? {},
     };
     list.push(record);
-    this.sequence.set(record, this.appended++);
+    this.sequence.set(record, this.journal.length);
+    this.journal.push(record);
     return record;
+  }
+
+  /** How many records were appended so far (a mark for `since`). */
+  get size(): number {
+    return this.journal.length;
+  }
+
+  /** Records appended after `mark` (a `size` read earlier), in append order. */
+  since(mark: number): readonly LogRecord[] {
+    return this.journal.slice(mark);
   }
 
   /** Records of one topic partition, in offset order. */

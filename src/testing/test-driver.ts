@@ -380,9 +380,14 @@ export class TestDriver<A extends App = App> {
 
   private write(records: readonly OutRecord[]): Sent[] {
     this.steps.push({ kind: 'append', records });
+    const mark = this.log.size;
     const written = records.map((r) => this.log.append(r));
     this.settle();
-    const dead = new Map(this.deadLetters().filter((d) => d.sourceTopic !== undefined).map((d) => [`${d.sourceTopic}/${d.sourcePartition}/${d.sourceOffset}`, d]));
+    const letters = this.log
+      .since(mark)
+      .filter((r) => r.topic === this.app.deadLetterTopic)
+      .map((r) => this.views.deadLetter(r));
+    const dead = new Map(letters.filter((d) => d.sourceTopic !== undefined).map((d) => [`${d.sourceTopic}/${d.sourcePartition}/${d.sourceOffset}`, d]));
     return written.map((r) => {
       const deadLetter = dead.get(`${r.topic}/${r.partition}/${r.offset}`);
       const sent = { topic: r.topic, partition: r.partition, offset: r.offset, timestamp: r.timestamp, key: r.key?.toString('utf8') ?? null };
