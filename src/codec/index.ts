@@ -10,6 +10,7 @@ export {
 } from './single-object.js';
 export type { DecodedObject } from './single-object.js';
 export { fromJson, toJson } from './json.js';
+export { jsonSchemasOf, type JsonMapping, type JsonSchema, type JsonSchemaSet } from './json-schema.js';
 export { ConfluentCodec, CONFLUENT_MAGIC, CONFLUENT_HEADER_LENGTH, type EventCodec, type SchemaRegistry } from './confluent.js';
 export { encodeChangeKey, decodeChangeKey, describeIncompatibility, isMovedRow, RowCodec, rowSchemaOf, type EncodedChange, type RowFate, type TableShape } from './changelog.js';
 export { incompatibility, SchemaBook, schemaFingerprint, schemaRecordOf, type Incompatibility, type RegisteredSchema, type SchemaRecord } from './evolution.js';

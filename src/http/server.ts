@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { KeyedIngest, type Ingest } from '../ingest/index.js';
 import type { Logger } from '../log.js';
+import type { CompiledApp } from '../procedures/index.js';
 import type { FaradMetrics } from '../metrics/index.js';
 import type { Reads } from '../reads/index.js';
 import { bearerAuth } from './auth.js';
@@ -10,6 +11,7 @@ import { eventRoutes } from './routes/events.js';
 import { healthRoutes, type HealthSource } from './routes/health.js';
 import { internalRoutes } from './routes/internal.js';
 import { metricsRoutes, type MetricsSource } from './routes/metrics.js';
+import { openApiRoutes } from './routes/openapi.js';
 import { queryRoutes } from './routes/queries.js';
 import { tableRoutes } from './routes/tables.js';
 import { topicRoutes, type TopicRouteDeps } from './routes/topics.js';
@@ -40,11 +42,13 @@ export interface HttpDeps {
   /** `GET /topics/:topic/records` (outputs and dead letters) and `POST /dlq/replay` (embedded log only). */
   readonly topics?: TopicRouteDeps['topics'];
   readonly replays?: TopicRouteDeps['replays'];
+  /** The app, described by `GET /openapi.json` (not served without it). */
+  readonly app?: CompiledApp | undefined;
 }
 
 /**
  * The HTTP API, an adapter over ingest, reads and health: `POST /events/:type`, `/tables`,
- * `/queries`, `/internal/partials/*`, `/healthz`, `/readyz` and `/metrics`. Routes throw typed
+ * `/queries`, `/topics`, `/internal/partials/*`, `/healthz`, `/readyz`, `/metrics` and `/openapi.json`. Routes throw typed
  * errors; one handler answers them (status per code in status.ts).
  */
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
@@ -78,5 +82,6 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   queryRoutes(http, { reads: deps.reads, auth });
   internalRoutes(http, { reads: deps.reads, auth });
   topicRoutes(http, { topics: deps.topics, replays: deps.replays, auth });
+  if (deps.app) openApiRoutes(http, { app: deps.app, bearerToken: Boolean(deps.http.token), bodyLimitBytes: deps.http.bodyLimitBytes, auth });
   return http;
 }

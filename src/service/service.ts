@@ -145,6 +145,7 @@ export async function startService(app: App, config: Config, options: StartOptio
         // Outputs and dead letters decoded, on either transport; replay where one append is one frame.
         topics: new TopicRecords(log, new RecordDescriber(compiled, codec, schemas.rows), new Set(['output', 'dead_letters'])),
         replays: config.transport === 'embedded' ? new DeadLetterReplays(compiled, log) : undefined,
+        app: compiled,
       });
       if (worker) serveSiblings(worker, { health: host, metrics, http: server });
       if (worker) serveForwardedIngest(worker, server);
