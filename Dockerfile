@@ -36,8 +36,11 @@ RUN groupadd --system --gid 10001 farad \
  && mkdir -p /data \
  && chown 10001:10001 /data
 COPY package.json package-lock.json ./
+# npm (11) leaves its V8 compile cache in /tmp/node-compile-cache, owned by root: remove it, so
+# /tmp is empty for uid 10001 (a tmpfs that copies the image's /tmp up would carry it along).
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
- && npm cache clean --force
+ && npm cache clean --force \
+ && rm -rf /tmp/node-compile-cache
 COPY --from=build /app/dist ./dist
 # config/ holds the example apps' Avro schemas (found by walking up from dist/examples/<app>).
 COPY config ./config
