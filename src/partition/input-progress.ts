@@ -45,13 +45,24 @@ export class InputProgress {
     this.committing = true;
   }
 
-  /** A batch's commit ended: with its input offsets once it committed and its state is readable; without when it failed. */
-  commitEnded(offsets: Iterable<{ readonly topic: string; readonly offset: number }> = []): void {
+  /** A batch's commit ended: its input offsets, once it committed and its state is readable. */
+  commitEnded(offsets: Iterable<{ readonly topic: string; readonly offset: number }>): void {
     this.committing = false;
     this.advance(offsets);
     const held = this.heldBack;
     this.heldBack = undefined;
     if (held) this.advance([...held].map(([topic, offset]) => ({ topic, offset })));
+  }
+
+  /**
+   * A batch's commit failed and its state was rolled back. What the log answered meanwhile may
+   * count that batch (a commit the broker took though the client saw it fail): dropped, and the
+   * log is asked again by the next wait.
+   */
+  commitFailed(): void {
+    this.committing = false;
+    if (this.heldBack) this.learning = undefined;
+    this.heldBack = undefined;
   }
 
   /**

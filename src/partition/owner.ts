@@ -440,7 +440,7 @@ export class PartitionOwner {
       if (result.changelogNext !== undefined) copy.offset = Math.max(copy.offset, result.changelogNext);
     } catch (err) {
       processor.abort();
-      progress?.commitEnded();
+      progress?.commitFailed();
       await lease.rewind();
       throw err;
     }

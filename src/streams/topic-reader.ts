@@ -99,7 +99,7 @@ export class TopicRecords {
         more = true;
         continue;
       }
-      const read = await readAtMost(this.source, topic, p, from, request.limit - records.length);
+      const read = await readAtMost(this.source, topic, p, from, request.limit - records.length, end);
       records.push(...read.records);
       position.set(p, read.complete ? Math.max(from, end) : read.next);
       if (!read.complete) more = true;
@@ -140,12 +140,15 @@ export async function readAtMost(
   partition: number,
   from: number,
   max: number,
+  /** Reads stop here: records appended since the caller took the end belong to the next page. */
+  end = Infinity,
 ): Promise<{ records: LogRecord[]; complete: boolean; next: number }> {
   const records: LogRecord[] = [];
   let next = from;
   // Leaving the loop early ends the read (a Kafka reader disconnects).
   for await (const chunk of source.readRange(topic, partition, from)) {
     for (const record of chunk) {
+      if (record.offset >= end) return { records, complete: true, next };
       if (records.length >= max) return { records, complete: false, next };
       records.push(record);
       next = record.offset + 1;

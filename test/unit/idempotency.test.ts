@@ -324,15 +324,17 @@ describe('InputProgress', () => {
     assert.equal(progress.offsetOf('deposits'), 25);
   });
 
-  it('a failed commit counts for nothing; the log\'s answer then applies', async () => {
+  it('a failed commit counts for nothing, nor does what the log answered while it ran; the next wait asks the log again', async () => {
     const progress = new InputProgress();
     const log = deferred<ReadonlyMap<string, number>>();
-    const waiting = progress.until(targets(5), new AbortController().signal, () => log.promise);
+    void progress.until(targets(5), new AbortController().signal, () => log.promise);
     progress.commitStarted();
     log.resolve(new Map([['deposits', 5]]));
     await new Promise((resolve) => setImmediate(resolve));
-    progress.commitEnded();
-    assert.equal(await waiting, 'reached');
+    progress.commitFailed();
+    assert.equal(progress.offsetOf('deposits'), undefined);
+    const again = progress.until(targets(5), new AbortController().signal, async () => new Map([['deposits', 5]]));
+    assert.equal(await again, 'reached');
   });
 
   it('ends every wait when the partition stops being active here, and on abort', async () => {

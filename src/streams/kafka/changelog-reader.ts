@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { Kafka } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { LogRecord } from '../records.js';
 import { selfAssigner } from './assigner.js';
 import { fromKafka } from './records.js';
+import { retryTransient } from './retry-transient.js';
 
 const MAX_BUFFERED_CHUNKS = 16;
 
@@ -91,4 +92,15 @@ export async function* readPartition(
     drained?.();
     await consumer.disconnect().catch((err: unknown) => logger.warn({ err, topic, partition }, 'changelog reader did not disconnect cleanly'));
   }
+}
+
+/**
+ * Reads a partition from `fromOffset` to its end as of now. Starts no earlier than its first
+ * record still held: retention may have deleted everything before it (a fetch from there comes
+ * back empty and would never reach the end).
+ */
+export async function* readPartitionToEnd(kafka: Kafka, admin: Admin, topic: string, partition: number, fromOffset: number, logger: Logger): AsyncGenerator<readonly LogRecord[]> {
+  const watermarks = await retryTransient(() => admin.fetchTopicOffsets(topic));
+  const mark = watermarks.find((w) => w.partition === partition);
+  yield* readPartition(kafka, topic, partition, Math.max(fromOffset, Number(mark?.low ?? 0)), Number(mark?.high ?? 0), logger);
 }

@@ -7,7 +7,7 @@ import type { ChangelogFollower, CommitResult, EventLog, GroupMember, Membership
 import type { CommitPlan, LogRecord, OutRecord } from '../records.js';
 import { faradAssigner } from './assigner.js';
 import { KafkaChangelogFollower } from './changelog-follower.js';
-import { readPartition } from './changelog-reader.js';
+import { readPartitionToEnd } from './changelog-reader.js';
 import { createKafka, type KafkaConnection } from './client.js';
 import { fromKafka, toTopicMessageSlices } from './records.js';
 import { ensureKafkaTopics } from './topics.js';
@@ -138,7 +138,7 @@ export class KafkaLog implements EventLog {
   }
 
   async *readRange(topic: string, partition: number, fromOffset: number): AsyncIterable<readonly LogRecord[]> {
-    yield* readPartition(this.kafka, topic, partition, fromOffset, await this.endOffset(topic, partition), this.options.logger);
+    yield* readPartitionToEnd(this.kafka, this.admin, topic, partition, fromOffset, this.options.logger);
   }
 
   consumerLag(): Array<{ partition: number; lag: number }> {

@@ -6,7 +6,7 @@ import { describeError, ProducerFencedError, TransportError } from '../../errors
 import type { TopicSpec } from '../event-log.js';
 import type { LogRecord, OutRecord } from '../records.js';
 import { selfAssigner } from './assigner.js';
-import { readPartition } from './changelog-reader.js';
+import { readPartitionToEnd } from './changelog-reader.js';
 import { createKafka, type KafkaConnection } from './client.js';
 import { fromKafka, toTopicMessageSlices } from './records.js';
 import { ensureKafkaTopics } from './topics.js';
@@ -82,7 +82,7 @@ export class KafkaTopicReader {
   }
 
   async *readRange(topic: string, partition: number, fromOffset: number): AsyncIterable<readonly LogRecord[]> {
-    yield* readPartition(this.kafka, topic, partition, fromOffset, await this.endOffset(topic, partition), this.logger);
+    yield* readPartitionToEnd(this.kafka, this.admin, topic, partition, fromOffset, this.logger);
   }
 
   /**
