@@ -54,7 +54,7 @@ export interface KafkaLogOptions {
 export class KafkaLog implements EventLog {
   private readonly kafka: Kafka;
   private readonly admin: Admin;
-  private producer: Producer | undefined;
+  private connecting: Promise<Producer> | undefined;
   private consumer: Consumer | undefined;
   private counts = new Map<string, number>();
   private readonly owned = new Map<number, KafkaLease>();
@@ -105,14 +105,19 @@ export class KafkaLog implements EventLog {
    */
   async append(records: readonly OutRecord[]): Promise<readonly TopicPartitionOffset[]> {
     if (records.length === 0) return [];
-    if (!this.producer) {
+    // One producer, however many appends arrive before it has connected.
+    this.connecting ??= (async () => {
       const producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: byRecordPartition });
       await producer.connect();
-      this.producer = producer;
-    }
+      return producer;
+    })().catch((err: unknown) => {
+      this.connecting = undefined;
+      throw err;
+    });
+    const producer = await this.connecting;
     const ends = new Map<string, TopicPartitionOffset>();
     for (const topicMessages of toTopicMessageSlices(records, SLICE_MESSAGES)) {
-      const acked = await this.producer.sendBatch({ topicMessages, acks: -1 });
+      const acked = await producer.sendBatch({ topicMessages, acks: -1 });
       for (const end of await this.sliceEnds(topicMessages, acked)) ends.set(`${end.partition}/${end.topic}`, end);
     }
     return [...ends.values()];
@@ -168,7 +173,8 @@ export class KafkaLog implements EventLog {
     await this.consumer?.disconnect().catch(() => undefined);
     for (const lease of this.owned.values()) await lease.close();
     this.owned.clear();
-    await this.producer?.disconnect().catch(() => undefined);
+    const producer = await this.connecting?.catch(() => undefined);
+    await producer?.disconnect().catch(() => undefined);
     await this.admin.disconnect().catch(() => undefined);
   }
 
