@@ -5,6 +5,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { ConfigError, describeError, SnapshotStoreUnavailableError, TransportError } from '../errors.js';
 import type { SnapshotInfo, SnapshotStore } from './interfaces.js';
+import { CLIENT_CERT_REFUSED, UNTRUSTED_SERVER } from '../tls.js';
 
 export interface RedisSnapshotOptions {
   readonly url: string;
@@ -278,27 +279,6 @@ function pemFile(options: RedisSnapshotOptions, file: TlsFile, expected: string,
   return text;
 }
 
-/** OpenSSL's verdicts on a server certificate no CA farad trusts has signed. */
-const UNTRUSTED_SERVER = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_UNTRUSTED',
-  'INVALID_CA',
-]);
-/** TLS alerts a server sends when it refuses the client's certificate (or its absence). */
-const CLIENT_CERT_REFUSED = new Set([
-  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
-  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
-  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
-  'ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE',
-  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED',
-  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
-  'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED',
-]);
 /** Redis's error codes (the first word of its error replies) for a missing or wrong password. */
 const AUTH_REFUSED = new Set(['WRONGPASS', 'NOAUTH']);
 

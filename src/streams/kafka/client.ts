@@ -6,6 +6,7 @@ import tls from 'node:tls';
 import { Kafka, logLevel, type ISocketFactory, type KafkaConfig, type SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
 import { ConfigError, describeError } from '../../errors.js';
+import { CLIENT_CERT_REFUSED, EXPIRED_SERVER, NOT_TLS, UNTRUSTED_SERVER } from '../../tls.js';
 
 /** The Kafka connection settings farad passes through from its configuration. */
 export interface KafkaConnection {
@@ -121,31 +122,6 @@ function parsePem<T>(ssl: KafkaTlsSettings, file: TlsFile, expected: string, par
   }
 }
 
-/** OpenSSL's verdicts on a server certificate no CA farad trusts has signed. */
-const UNTRUSTED_SERVER = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_UNTRUSTED',
-  'INVALID_CA',
-]);
-const EXPIRED_SERVER = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
-/** TLS alerts a server sends when it refuses the client's certificate (or its absence). */
-const CLIENT_CERT_REFUSED = new Set([
-  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
-  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
-  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
-  'ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE',
-  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED',
-  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED',
-  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
-  'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED',
-]);
-/** The peer does not speak TLS (a plaintext listener answered the handshake). */
-const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST']);
 
 /**
  * What a TLS failure means for farad's settings, or undefined when it says nothing about them.
