@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { LogRecord } from '../records.js';
 import { selfAssigner } from './assigner.js';
 import { fromKafka } from './records.js';
-import { retryTransient } from './retry-transient.js';
+import { watermarksOf } from './retry-transient.js';
 
 const MAX_BUFFERED_CHUNKS = 16;
 
@@ -100,7 +100,6 @@ export async function* readPartition(
  * back empty and would never reach the end).
  */
 export async function* readPartitionToEnd(kafka: Kafka, admin: Admin, topic: string, partition: number, fromOffset: number, logger: Logger): AsyncGenerator<readonly LogRecord[]> {
-  const watermarks = await retryTransient(() => admin.fetchTopicOffsets(topic));
-  const mark = watermarks.find((w) => w.partition === partition);
-  yield* readPartition(kafka, topic, partition, Math.max(fromOffset, Number(mark?.low ?? 0)), Number(mark?.high ?? 0), logger);
+  const { low, high } = await watermarksOf(admin, topic, partition);
+  yield* readPartition(kafka, topic, partition, Math.max(fromOffset, low), high, logger);
 }

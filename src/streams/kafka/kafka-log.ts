@@ -11,7 +11,7 @@ import { readPartitionToEnd } from './changelog-reader.js';
 import { createKafka, type KafkaConnection } from './client.js';
 import { fromKafka, toTopicMessageSlices } from './records.js';
 import { ensureKafkaTopics } from './topics.js';
-import { retryTransient } from './retry-transient.js';
+import { retryTransient, watermarksOf } from './retry-transient.js';
 
 /** kafkajs's own grouping is quadratic in the messages per partition of one send. */
 const SLICE_MESSAGES = fastProduceInstalled ? Infinity : 1_000;
@@ -186,8 +186,7 @@ export class KafkaLog implements EventLog {
       const entry = partitions.find((p) => p.partition === partition);
       let offset = entry ? Number(entry.offset) : -1;
       if (offset < 0) {
-        const watermarks = await retryTransient(() => this.admin.fetchTopicOffsets(topic));
-        offset = Number(watermarks.find((w) => w.partition === partition)?.low ?? 0);
+        offset = (await watermarksOf(this.admin, topic, partition)).low;
       }
       out.set(topic, offset);
     }
@@ -195,8 +194,7 @@ export class KafkaLog implements EventLog {
   }
 
   async endOffset(topic: string, partition: number): Promise<number> {
-    const watermarks = await retryTransient(() => this.admin.fetchTopicOffsets(topic));
-    return Number(watermarks.find((w) => w.partition === partition)?.high ?? 0);
+    return (await watermarksOf(this.admin, topic, partition)).high;
   }
 
   private async startConsumer(subscriber: Subscriber<PartitionLease>, membership: MembershipPolicy): Promise<void> {

@@ -1,3 +1,5 @@
+import type { Admin } from 'kafkajs';
+
 /**
  * Retries an admin look-up that failed on a transient broker error. kafkajs's
  * `admin.fetchTopicOffsets` gives up at once on NOT_LEADER_FOR_PARTITION, which KRaft answers for
@@ -20,4 +22,10 @@ function isTransient(err: unknown): boolean {
     if ((e as { retriable?: boolean }).retriable === true) return true;
   }
   return false;
+}
+
+/** A partition's first offset still held (`low`) and its end (`high`: the last stable offset), asked of the brokers. */
+export async function watermarksOf(admin: Admin, topic: string, partition: number): Promise<{ low: number; high: number }> {
+  const mark = (await retryTransient(() => admin.fetchTopicOffsets(topic))).find((w) => w.partition === partition);
+  return { low: Number(mark?.low ?? 0), high: Number(mark?.high ?? 0) };
 }

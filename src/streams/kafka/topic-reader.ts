@@ -10,7 +10,7 @@ import { readPartitionToEnd } from './changelog-reader.js';
 import { createKafka, type KafkaConnection } from './client.js';
 import { fromKafka, toTopicMessageSlices } from './records.js';
 import { ensureKafkaTopics } from './topics.js';
-import { retryTransient } from './retry-transient.js';
+import { retryTransient, watermarksOf } from './retry-transient.js';
 
 const MAX_BUFFERED_CHUNKS = 16;
 
@@ -71,14 +71,12 @@ export class KafkaTopicReader {
   }
 
   async startOffset(topic: string, partition: number): Promise<number> {
-    const watermarks = await retryTransient(() => this.admin.fetchTopicOffsets(topic));
-    return Number(watermarks.find((w) => w.partition === partition)?.low ?? 0);
+    return (await watermarksOf(this.admin, topic, partition)).low;
   }
 
   /** The last stable offset: what a read_committed read reaches. */
   async endOffset(topic: string, partition: number): Promise<number> {
-    const watermarks = await retryTransient(() => this.admin.fetchTopicOffsets(topic));
-    return Number(watermarks.find((w) => w.partition === partition)?.high ?? 0);
+    return (await watermarksOf(this.admin, topic, partition)).high;
   }
 
   async *readRange(topic: string, partition: number, fromOffset: number): AsyncIterable<readonly LogRecord[]> {
