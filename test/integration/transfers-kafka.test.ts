@@ -684,9 +684,11 @@ function roundsOpenAt(rounds: readonly Round[], uncommitted: readonly ProtocolRe
     if (r.kind !== 'prepare' || r.round === undefined) continue;
     firstPrepare.set(r.round, Math.min(firstPrepare.get(r.round) ?? Infinity, r.timestamp));
   }
+  // `at` is when the victim was frozen, taken after the watcher saw the round prepared: a prepare
+  // stamped in that same millisecond came before it.
   return rounds
-    .filter((r) => r.end > at && Math.min(r.start, firstPrepare.get(r.round) ?? Infinity) < at)
-    .map((r) => ({ ...r, aborted: r.start >= at }));
+    .filter((r) => r.end > at && Math.min(r.start, firstPrepare.get(r.round) ?? Infinity) <= at)
+    .map((r) => ({ ...r, aborted: r.start > at }));
 }
 
 function describeOpen(open: ReadonlyArray<Round & { aborted: boolean }>, at: number): string {
