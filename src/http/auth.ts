@@ -15,11 +15,37 @@ export function bearerAuth(token: string | undefined, metrics: FaradMetrics): Au
   return async (request) => {
     if (!expected) return;
     const header = request.headers.authorization ?? '';
-    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
-    // Compared in constant time, so the answer's timing does not reveal the token.
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    if (!matches(header.startsWith('Bearer ') ? header.slice(7) : '', expected)) {
       metrics.ingestRejected.inc({ reason: 'unauthorized' });
       throw new RequestRejectedError('unauthorized', 'missing or wrong bearer token (Authorization: Bearer <FARAD_HTTP_TOKEN>)');
     }
   };
+}
+
+/**
+ * The console's check: the bearer token, or HTTP Basic with the token as password (any user
+ * name), which a browser asks for once and then sends with the page's requests itself.
+ */
+export function consoleAuth(token: string | undefined): AuthHook {
+  const expected = token ? Buffer.from(token) : undefined;
+  return async (request) => {
+    if (!expected) return;
+    const header = request.headers.authorization ?? '';
+    const given = header.startsWith('Bearer ') ? header.slice(7) : header.startsWith('Basic ') ? basicPassword(header.slice(6)) : '';
+    if (!matches(given, expected)) {
+      throw new RequestRejectedError('login_required', 'the console needs the instance\'s token (http.token): sign in with any user name and the token as password, or send Authorization: Bearer <token>');
+    }
+  };
+}
+
+function basicPassword(encoded: string): string {
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon < 0 ? '' : decoded.slice(colon + 1);
+}
+
+/** Compared in constant time, so the answer's timing does not reveal the token. */
+function matches(given: string, expected: Buffer): boolean {
+  const bytes = Buffer.from(given);
+  return bytes.length === expected.length && timingSafeEqual(bytes, expected);
 }

@@ -4,7 +4,7 @@ import { RequestError, type SchemaValidationError } from '../errors.js';
 /** A request refused for its form: unreadable body, wrong content type, missing or wrong token. */
 export class RequestRejectedError extends RequestError {
   constructor(
-    readonly code: 'bad_json' | 'bad_request' | 'unsupported_media_type' | 'unauthorized',
+    readonly code: 'bad_json' | 'bad_request' | 'unsupported_media_type' | 'unauthorized' | 'login_required',
     message: string,
   ) {
     super(message);

@@ -1,12 +1,14 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { KeyedIngest, type Ingest } from '../ingest/index.js';
 import type { Logger } from '../log.js';
+import { ConsoleAssets, type ClusterConsole } from '../console/index.js';
 import type { CompiledApp } from '../procedures/index.js';
 import type { FaradMetrics } from '../metrics/index.js';
 import type { Reads } from '../reads/index.js';
-import { bearerAuth } from './auth.js';
+import { bearerAuth, consoleAuth } from './auth.js';
 import { installErrorAnswers, transportErrorAnswers } from './error-handler.js';
 import { RequestRejectedError } from './problem.js';
+import { consoleRoutes } from './routes/console.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes, type HealthSource } from './routes/health.js';
 import { internalRoutes } from './routes/internal.js';
@@ -44,11 +46,13 @@ export interface HttpDeps {
   readonly replays?: TopicRouteDeps['replays'];
   /** The app, described by `GET /openapi.json` (not served without it). */
   readonly app?: CompiledApp | undefined;
+  /** What `GET /console` shows (not served without it). */
+  readonly console?: ClusterConsole | undefined;
 }
 
 /**
  * The HTTP API, an adapter over ingest, reads and health: `POST /events/:type`, `/tables`,
- * `/queries`, `/topics`, `/internal/partials/*`, `/healthz`, `/readyz`, `/metrics` and `/openapi.json`. Routes throw typed
+ * `/queries`, `/topics`, `/internal/partials/*`, `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and `/console`. Routes throw typed
  * errors; one handler answers them (status per code in status.ts).
  */
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
@@ -82,6 +86,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   queryRoutes(http, { reads: deps.reads, auth });
   internalRoutes(http, { reads: deps.reads, auth });
   topicRoutes(http, { topics: deps.topics, replays: deps.replays, auth });
+  if (deps.console) consoleRoutes(http, { console: deps.console, assets: new ConsoleAssets(), auth: consoleAuth(deps.http.token) });
   if (deps.app) openApiRoutes(http, { app: deps.app, bearerToken: Boolean(deps.http.token), bodyLimitBytes: deps.http.bodyLimitBytes, auth });
   return http;
 }

@@ -29,6 +29,7 @@ export const STATUS: Readonly<Record<string, number>> = {
   bad_request: 400,
   unsupported_media_type: 415,
   unauthorized: 401,
+  login_required: 401,
 };
 
 /** Headers that go with a code: when to retry, how to authenticate. */
@@ -37,6 +38,8 @@ const HEADERS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   write_not_visible_yet: { 'retry-after': '1' },
   disk_full: { 'retry-after': '10' },
   unauthorized: { 'www-authenticate': 'Bearer' },
+  // The console's pages: a browser asks for the token (any user name, the token as password).
+  login_required: { 'www-authenticate': 'Basic realm="farad", charset="UTF-8"' },
 };
 
 /** An error answer: status, headers and the JSON body `{ error, message, ...details }`. */

@@ -6,7 +6,7 @@ import type { DeadLetterReason, HandlerFailure } from '../streams/index.js';
 import { EventHistogram, type HistogramSeries } from './event-histogram.js';
 import { HandlerFailureLog } from './handler-failures.js';
 
-/** Every metric farad exposes, by name. The catalogue in docs/METRICS.md lists the same names. */
+/** Every metric farad exposes, by name. The README's metrics table lists the same names. */
 export const METRIC = {
   eventsProcessed: 'farad_events_processed_total',
   handlerDuration: 'farad_handler_duration_seconds',
@@ -36,6 +36,7 @@ export const METRIC = {
   timersPending: 'farad_timers_pending',
   timersFired: 'farad_timers_fired_total',
   timerLag: 'farad_timer_lag_seconds',
+  lastCommit: 'farad_last_commit_timestamp_seconds',
 } as const;
 
 /** farad's Prometheus metrics, in a registry of their own (never the global one). */
@@ -62,6 +63,7 @@ export class FaradMetrics implements PartitionObserver, SnapshotObserver {
   readonly snapshotDuration: Histogram;
   readonly snapshotBytes: Gauge<'partition'>;
   private readonly snapshotTakenAt = new Map<number, number>();
+  private readonly committedAt = new Map<number, number>();
   private readonly timersFired: Counter<'timer' | 'partition'>;
   private readonly timerLateness: Histogram<'timer'>;
   // Label lookups cost more than an observation; children are cached per event type.
@@ -235,6 +237,18 @@ export class FaradMetrics implements PartitionObserver, SnapshotObserver {
         for (const [partition, at] of takenAt) this.set({ partition: String(partition) }, (now - at) / 1000);
       },
     });
+    const committedAt = this.committedAt;
+    new Gauge({
+      name: METRIC.lastCommit,
+      help: 'When the latest batch of each partition hosted here was committed (Unix time, seconds).',
+      labelNames: ['partition'],
+      registers,
+      aggregator: 'max', // workers: the one that hosts the partition
+      collect() {
+        this.reset();
+        for (const [partition, at] of committedAt) this.set({ partition: String(partition) }, at / 1000);
+      },
+    });
     this.ingested = new Counter({
       name: METRIC.ingested,
       help: 'Events accepted by POST /events and appended to their input topic.',
@@ -316,7 +330,10 @@ export class FaradMetrics implements PartitionObserver, SnapshotObserver {
 
   roleChanged(partition: number, _from: PartitionRole | undefined, to: PartitionRole | undefined): void {
     // A partition that left this instance no longer has a snapshot age here.
-    if (to === undefined) this.snapshotTakenAt.delete(partition);
+    if (to === undefined) {
+      this.snapshotTakenAt.delete(partition);
+      this.committedAt.delete(partition);
+    }
     for (const role of PARTITION_ROLES) this.partitionRole.set({ partition: String(partition), role }, role === to ? 1 : 0);
   }
 
@@ -333,7 +350,8 @@ export class FaradMetrics implements PartitionObserver, SnapshotObserver {
     this.snapshots.inc({ outcome });
   }
 
-  batchCommitted(_partition: number, records: number, seconds: number): void {
+  batchCommitted(partition: number, records: number, seconds: number): void {
+    this.committedAt.set(partition, Date.now());
     this.commitDuration.observe(seconds);
     this.batchRecords.observe(records);
   }

@@ -8,7 +8,7 @@ export { QueryRunner } from './queries.js';
 export { locate, locateHere, type Location, type LocalCopy } from './locate.js';
 export { pageOf, type Page } from './paging.js';
 export { findTable, parseKey, parseLimit, MAX_PAGE, DEFAULT_PAGE } from './params.js';
-export { type PeersOptions, type Relayed } from './peers.js';
+export { Peers, type PeersOptions, type Relayed } from './peers.js';
 export { formatPosition, parsePosition, WAIT_FOR_LIMIT_MS, type InputPosition, type WaitFor } from './wait-for.js';
 export {
   FORWARDED_HEADER,

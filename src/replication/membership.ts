@@ -50,6 +50,8 @@ export interface ReplicationOptions {
 export class ReplicationMembership implements MembershipPolicy {
   /** The active owner of every partition, as of the last settled group. */
   private owners: ReadonlyMap<number, Member> = new Map();
+  /** Every instance in the last settled group (workers of one instance counted once), by id. */
+  private members: ReadonlyMap<string, { readonly instanceId: string; readonly url: string | undefined }> = new Map();
 
   constructor(private readonly options: ReplicationOptions) {}
 
@@ -79,10 +81,12 @@ export class ReplicationMembership implements MembershipPolicy {
     const candidates: StandbyCandidate[] = [];
     const active = new Map<string, number[]>();
     const activeByPartition = new Map<number, Member>();
+    const instances = new Map<string, { instanceId: string; url: string | undefined }>();
     let activeHere: ReadonlySet<number> = new Set();
     for (const member of members) {
       const own = decodeReport(member.report);
       const instanceId = own.instanceId ?? member.memberId;
+      if (!instances.get(instanceId)?.url) instances.set(instanceId, { instanceId, url: own.url });
       candidates.push({ memberId: member.memberId, instanceId, warm: own.warm ?? {}, ...(own.rack ? { rack: own.rack } : {}) });
       active.set(member.memberId, [...member.partitions]);
       for (const p of member.partitions) activeByPartition.set(p, { instanceId, url: own.url, worker: own.worker });
@@ -90,11 +94,17 @@ export class ReplicationMembership implements MembershipPolicy {
     }
     const placed = placeStandbys(this.options.partitions, candidates, active, this.options.replicas);
     this.owners = activeByPartition;
+    this.members = instances;
     this.options.onStandbys(placed.get(self) ?? [], activeHere);
   }
 
   rebalanced(): void {
     this.options.onRebalance?.();
+  }
+
+  /** The instances of the last settled group, this one included, with the URL each reported (the console gathers from them). */
+  instances(): Array<{ readonly instanceId: string; readonly url: string | undefined }> {
+    return [...this.members.values()].sort((a, b) => a.instanceId.localeCompare(b.instanceId));
   }
 
   /**

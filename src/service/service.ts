@@ -1,13 +1,14 @@
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { listenError, type Config } from '../config/index.js';
+import { ClusterConsole, type MetricValues } from '../console/index.js';
 import { buildHttpServer } from '../http/index.js';
 import { Ingest, IngestForwarder, KeyedIngest, serveForwardedIngest } from '../ingest/index.js';
 import { createLogger, type Logger } from '../log.js';
 import { FaradMetrics } from '../metrics/index.js';
 import { PartitionHost } from '../partition/index.js';
 import { compileApp, globalViews, type App, type CompiledApp } from '../procedures/index.js';
-import { Reads } from '../reads/index.js';
+import { Peers, Reads } from '../reads/index.js';
 import { createSnapshotStore, ReplicationMembership, Snapshots } from '../replication/index.js';
 import type { EventLog } from '../streams/index.js';
 import { DeadLetterReplays, RecordDescriber, replayLogTopicOf, TopicRecords } from '../streams/index.js';
@@ -16,7 +17,7 @@ import { Lifecycle } from './lifecycle.js';
 import { stateSizes, timersPending } from './state-sizes.js';
 import { loadTableSchemas } from './table-schemas.js';
 import { appTopics, createCodec, openTransport } from './transport.js';
-import { instanceHealth, instanceMetrics, serveSiblings } from './worker-views.js';
+import { instanceHealth, instanceMetrics, instanceMetricValues, serveSiblings } from './worker-views.js';
 import type { WorkerLink } from '../workers/index.js';
 
 /** A running farad instance. */
@@ -65,7 +66,8 @@ export async function startService(app: App, config: Config, options: StartOptio
   const compiled = compileApp(app, config.settings);
   const codec = await createCodec(compiled, config);
   // Gauges read what exists when they are scraped.
-  const live: { host?: PartitionHost; log?: EventLog; membership?: ReplicationMembership } = {};
+  const startedAt = Date.now();
+  const live: { host?: PartitionHost; log?: EventLog; membership?: ReplicationMembership; url?: string } = {};
   const metrics = new FaradMetrics(
     () => stateSizes(live.host),
     () => live.log?.consumerLag() ?? [],
@@ -130,6 +132,21 @@ export async function startService(app: App, config: Config, options: StartOptio
     forwarder: new IngestForwarder({ token: config.http.token, link: worker }),
     window: { windowMs: config.http.idempotencyWindowSeconds * 1000, maxKeys: config.http.idempotencyMaxKeys },
   });
+  const health = worker ? instanceHealth(worker) : host;
+  const records = new TopicRecords(log, new RecordDescriber(compiled, codec, schemas.rows), new Set(['output', 'dead_letters']));
+  const clusterConsole = new ClusterConsole({
+    facts: { app: compiled.name, transport: config.transport, partitions: compiled.partitions, replicas: config.replication.replicas, servedBy: config.instanceId },
+    identity: () => ({ instanceId: config.instanceId, url: live.url, workers: worker?.workers ?? 1, startedAt: worker?.instanceStartedAt ?? startedAt }),
+    health: async () => {
+      const [failure, { ready, partitions }] = await Promise.all([health.failure(), health.readiness()]);
+      return { ready, failure, partitions };
+    },
+    metrics: worker ? instanceMetricValues(worker) : async () => (await metrics.registry.getMetricsAsJSON()) as MetricValues[],
+    instances: () => live.membership?.instances() ?? [],
+    peers: new Peers({ token: config.http.token, fetch: worker?.fetch, timeoutMs: 3000 }),
+    records,
+    deadLetterTopic: compiled.deadLetterTopic,
+  });
   const { http, address } = await life.start(
     'http',
     async () => {
@@ -138,14 +155,15 @@ export async function startService(app: App, config: Config, options: StartOptio
         reads,
         ingest,
         keyed,
-        health: worker ? instanceHealth(worker) : host,
+        health,
         metrics,
         exposition: worker && instanceMetrics(worker, metrics),
         logger,
         // Outputs and dead letters decoded, on either transport; replay where one append is one frame.
-        topics: new TopicRecords(log, new RecordDescriber(compiled, codec, schemas.rows), new Set(['output', 'dead_letters'])),
+        topics: records,
         replays: config.transport === 'embedded' ? new DeadLetterReplays(compiled, log) : undefined,
         app: compiled,
+        console: clusterConsole,
       });
       if (worker) serveSiblings(worker, { health: host, metrics, http: server });
       if (worker) serveForwardedIngest(worker, server);
@@ -161,13 +179,15 @@ export async function startService(app: App, config: Config, options: StartOptio
   );
   let httpClosed: Promise<void> | undefined;
   const closeHttp = (): Promise<void> => (httpClosed ??= http.close());
+  const advertisedUrl = (): string | undefined => config.replication.advertisedUrl ?? (options.http === false ? undefined : urlOf(config, address.port));
+  live.url = advertisedUrl();
   const membership = (live.membership = new ReplicationMembership({
     partitions: compiled.partitions,
     instanceId: config.instanceId,
     worker: worker?.worker,
     replicas: config.replication.replicas,
     rack: config.replication.rack,
-    advertisedUrl: () => config.replication.advertisedUrl ?? (options.http === false ? undefined : urlOf(config, address.port)),
+    advertisedUrl,
     holdings: () => host.holdings(),
     onStandbys: (standbys, activeHere) => host.setStandbys(standbys, activeHere),
     onRebalance: () => metrics.rebalances.inc(),

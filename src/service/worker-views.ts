@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { AggregatorRegistry } from 'prom-client';
 import type { HealthSource, MetricsSource, Readiness } from '../http/index.js';
+import type { MetricValues } from '../console/index.js';
 import type { FaradMetrics } from '../metrics/index.js';
 import type { PartitionStatus, ServiceHealth } from '../partition/index.js';
 import { HTTP_KIND, type WorkerLink } from '../workers/index.js';
@@ -68,5 +69,14 @@ export function instanceMetrics(link: WorkerLink, metrics: FaradMetrics): Metric
       const perWorker = answers.flatMap((a) => (a.ok ? [a.payload as object[]] : []));
       return AggregatorRegistry.aggregate(perWorker).metrics();
     },
+  };
+}
+
+/** The metric values of every worker aggregated (prom-client JSON), for the console's report. */
+export function instanceMetricValues(link: WorkerLink): () => Promise<MetricValues[]> {
+  return async () => {
+    const answers = await link.ask('all', METRICS_KIND, null);
+    const perWorker = answers.flatMap((a) => (a.ok ? [a.payload as object[]] : []));
+    return (await AggregatorRegistry.aggregate(perWorker).getMetricsAsJSON()) as MetricValues[];
   };
 }

@@ -110,6 +110,21 @@ export class TopicRecords {
     return { topic, items, next: more ? at : null, position: at };
   }
 
+  /** The newest `limit` records of the topic across its partitions, newest first (by timestamp). */
+  async newest(topic: string, limit: number): Promise<RecordLine[]> {
+    const partitions = this.partitionsOf(topic);
+    const records: LogRecord[] = [];
+    for (let p = 0; p < partitions; p++) {
+      const end = await this.source.endOffset(topic, p);
+      if (end === 0) continue;
+      // Kafka's transaction markers take offsets too: a partition may give fewer than asked.
+      records.push(...(await readAtMost(this.source, topic, p, Math.max(0, end - limit), limit, end)).records);
+    }
+    const chosen = records.sort((a, b) => b.timestamp - a.timestamp || b.offset - a.offset).slice(0, limit);
+    await this.describer.prepare(chosen);
+    return chosen.map((r) => this.describer.describe(r));
+  }
+
   private isServed(topic: string): boolean {
     const role = this.describer.roleOf(topic);
     return role !== undefined && this.roles.has(role);

@@ -1,5 +1,5 @@
 import { workerOfUrl } from './address.js';
-import { WORKER_COUNT_ENV, WORKER_INDEX_ENV } from './environment.js';
+import { INSTANCE_STARTED_AT_ENV, WORKER_COUNT_ENV, WORKER_INDEX_ENV } from './environment.js';
 import { isFaradMessage, type Target, type ToPrimary, type ToWorker, type WorkerAnswer } from './messages.js';
 
 /** The IPC end of a worker process (`process` in a cluster worker). */
@@ -40,6 +40,8 @@ export class WorkerLink {
     /** How many workers the instance runs. */
     readonly workers: number,
     private readonly channel: Channel,
+    /** When the instance's primary process started (ms since the epoch). */
+    readonly instanceStartedAt: number = Date.now(),
   ) {
     channel.on('message', (message) => {
       if (isFaradMessage<ToWorker>(message)) this.receive(message);
@@ -162,5 +164,6 @@ export function workerLinkFromEnvironment(env: NodeJS.ProcessEnv = process.env):
   const index = Number(env[WORKER_INDEX_ENV]);
   const count = Number(env[WORKER_COUNT_ENV]);
   if (!Number.isInteger(index) || !Number.isInteger(count) || env[WORKER_INDEX_ENV] === undefined || !process.send) return undefined;
-  return new WorkerLink(index, count, process as unknown as Channel);
+  const startedAt = Number(env[INSTANCE_STARTED_AT_ENV]);
+  return new WorkerLink(index, count, process as unknown as Channel, Number.isSafeInteger(startedAt) ? startedAt : Date.now());
 }

@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from '../log.js';
-import { WORKER_COUNT_ENV, WORKER_INDEX_ENV } from './environment.js';
+import { INSTANCE_STARTED_AT_ENV, WORKER_COUNT_ENV, WORKER_INDEX_ENV } from './environment.js';
 import { isFaradMessage, type ToPrimary, type ToWorker } from './messages.js';
 import { Router } from './router.js';
 
@@ -45,8 +45,9 @@ export function superviseWorkers(options: SupervisorOptions): Promise<number> {
 
   cluster.setupPrimary({ execArgv: [...process.execArgv, ...(options.execArgv ?? [])] });
 
+  const instanceStartedAt = Date.now();
   const fork = (index: number): void => {
-    const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index), [WORKER_COUNT_ENV]: String(options.workers) });
+    const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index), [WORKER_COUNT_ENV]: String(options.workers), [INSTANCE_STARTED_AT_ENV]: String(instanceStartedAt) });
     running.set(index, worker);
     startedAt.set(index, Date.now());
     worker.on('message', (message: unknown) => {
