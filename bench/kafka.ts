@@ -42,6 +42,7 @@ import {
   type FaradInstance,
   type ScenarioReport,
 } from './lib.js';
+import { consolePage } from './console.js';
 import { benchVoterNames } from './voter-app.js';
 
 export const PARTITIONS = voter.spec.partitions;
@@ -248,10 +249,15 @@ interface EosRun {
   cpuSeconds: number;
   standbyLag: string;
   profiles: Array<{ title: string; file: string }>;
+  /** What the run's watch saw, if it had one. */
+  watched: string | undefined;
 }
 
 /** `count` farad instances with `replicas` standby copies draining `n` gated votes. */
-async function eosRun(ctx: BenchContext, bench: KafkaBench, n: number, count: number, replicas: number, label: string): Promise<EosRun> {
+/** Something that watches the instances while the clock runs (the console page); its stop says what it saw. */
+export type RunWatch = (instances: readonly FaradInstance[]) => () => Promise<string>;
+
+async function eosRun(ctx: BenchContext, bench: KafkaBench, n: number, count: number, replicas: number, label: string, watch?: RunWatch): Promise<EosRun> {
   const { topic: input, release } = await bench.gatedInput(n, label);
   const suffix = `${ctx.runId}_${label.replace(/[^a-z0-9]+/gi, '_')}_${uid(2)}`;
   const names = benchVoterNames(suffix, input);
@@ -270,11 +276,14 @@ async function eosRun(ctx: BenchContext, bench: KafkaBench, n: number, count: nu
     if (replicas > 0) await sleep(3_000);
     let result: Drain;
     let cpuSeconds = NaN;
+    let watched: string | undefined;
     try {
       await toggleProfiles(instances, 'start');
       const cpuBefore = instances.map((i) => processCpuSeconds(i.process.pid));
+      const stopWatch = watch?.(instances);
       result = await drain(label, bench.admin, names.app, input, n, aliveCheck(instances), drainTimeout(n), release);
       cpuSeconds = instances.reduce((sum, i, at) => sum + processCpuSeconds(i.process.pid) - cpuBefore[at]!, 0);
+      watched = await stopWatch?.();
       await toggleProfiles(instances, 'stop');
     } catch (err) {
       const logs = instances.map((i) => `--- ${i.id} (last lines) ---\n${i.output().split('\n').slice(-15).join('\n')}`).join('\n');
@@ -289,7 +298,7 @@ async function eosRun(ctx: BenchContext, bench: KafkaBench, n: number, count: nu
     progress(`${label}: ${Math.round(result.rate).toLocaleString('en-US')} votes/s`);
     const profiles = instances.filter((i) => i.profileFile).map((i) => ({ title: `${label} farad instance ${i.id} (measured window)`, file: i.profileFile! }));
     progress(`${label}: ${((cpuSeconds / (n - result.before)) * 1e6).toFixed(1)} µs of farad CPU per vote`);
-    return { result, dead, cpuSeconds, standbyLag, profiles };
+    return { result, dead, cpuSeconds, standbyLag, profiles, watched };
   } finally {
     for (const instance of instances) await terminate(instance);
   }
@@ -332,6 +341,24 @@ export async function eos(ctx: BenchContext, bench: KafkaBench, n: number, k: 0 
     ],
     metrics: { cpuMicrosPerEvent: cpuMicros, ...(controlRate !== undefined ? { controlRate } : {}) },
     ...(run.profiles.length > 0 ? { profiles: run.profiles } : {}),
+  };
+}
+
+/** kafka-eos-k0 again with the console open on the instance (its page's polls), against kafka-eos-k0 without it. */
+export async function consoleOpen(ctx: BenchContext, bench: KafkaBench, n: number): Promise<ScenarioReport> {
+  const run = await eosRun(ctx, bench, n, 1, 0, 'console-open', (instances) => {
+    const stop = consolePage(instances[0]!);
+    return async () => {
+      const seen = await stop();
+      return `${seen.polls} page polls answered, p50 ${seen.p50Ms.toFixed(0)} ms, slowest ${seen.maxMs.toFixed(0)} ms`;
+    };
+  });
+  const without = ctx.results.get('kafka-eos-k0')?.eventsPerSec ?? null;
+  return {
+    rows: [{ scenario: 'console-open', eventsPerSec: round(run.result.rate), p50Ms: null, p99Ms: null, baseline: 'kafka-eos-k0', baselineEventsPerSec: without, ratio: ratio(run.result.rate, without) }],
+    details: [
+      `kafka-eos-k0's run (${n.toLocaleString('en-US')} votes, one instance) with the console open on it: what its page asks, \`/console/api/cluster\` every 2 s and the newest dead letters every 10 s. ${run.watched ?? ''}. The ratio is against kafka-eos-k0 without the console, in this run.`,
+    ],
   };
 }
 

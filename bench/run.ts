@@ -9,7 +9,8 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { engineOnly } from './engine.js';
 import { failover } from './failover.js';
-import { eos, KafkaBench, latency, rawPipe } from './kafka.js';
+import { console256x10 } from './console.js';
+import { consoleOpen, eos, KafkaBench, latency, rawPipe } from './kafka.js';
 import { killAllChildren, progress, reachable, removeDir, ROOT, tempDir, uid, type BenchContext, type Result, type ScenarioReport } from './lib.js';
 import { memory } from './memory.js';
 import { keptNotes, machine, page, targets } from './report.js';
@@ -32,6 +33,8 @@ const SCENARIOS = [
   'handover-graceful',
   'mp-transfers',
   'mp-1pct-share',
+  'console-256x10',
+  'console-open',
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -51,6 +54,8 @@ const SIZES: Record<Scenario, { full: number; quick: number; unit: string }> = {
   'handover-graceful': { full: 2_000, quick: 500, unit: 'votes/s load' },
   'mp-transfers': { full: 20_000, quick: 2_000, unit: 'transfers' },
   'mp-1pct-share': { full: 200_000, quick: 20_000, unit: 'events (1% transfers)' },
+  'console-256x10': { full: 200, quick: 20, unit: 'gatherings' },
+  'console-open': { full: 500_000, quick: 30_000, unit: 'votes' },
 };
 
 const SESSION_TIMEOUT_MS = 6_000;
@@ -140,7 +145,7 @@ process.once('SIGINT', () => {
 
 let brokers = (process.env['KAFKA_BROKERS'] ?? '127.0.0.1:9092').split(',').map((b) => b.trim()).filter(Boolean);
 let redisUrl = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
-const needsKafka = [...only].some((s) => s.startsWith('kafka') || s === 'latency' || s.includes('failover') || s.includes('handover'));
+const needsKafka = [...only].some((s) => s.startsWith('kafka') || s === 'latency' || s.includes('failover') || s.includes('handover') || s === 'console-open');
 const needsRedis = only.has('restore-snapshot');
 
 function hostPort(address: string, defaultPort: number): [string, number] {
@@ -225,12 +230,14 @@ await runScenario(['memory'], () => memory(context(undefined)));
 await runScenario(['restore-snapshot'], () => restoreSnapshot(context(profileDirFor('restore-snapshot'))));
 await runScenario(['restore-changelog'], () => restoreChangelog(context(profileDirFor('restore-changelog'))));
 await runScenario(['mp-transfers', 'mp-1pct-share'], () => mpTransfers(context(undefined), sizeOf('mp-transfers'), sizeOf('mp-1pct-share')));
+await runScenario(['console-256x10'], () => console256x10(context(undefined)));
 
 let bench: KafkaBench | undefined;
 const kafkaBench = async () => (bench ??= await KafkaBench.open(context(undefined)));
 try {
   await runScenario(['kafka-raw-pipe'], async () => rawPipe(context(undefined), await kafkaBench(), sizeOf('kafka-raw-pipe')));
   await runScenario(['kafka-eos-k0'], async () => eos(context(profileDirFor('kafka-eos-k0')), await kafkaBench(), sizeOf('kafka-eos-k0'), 0));
+  await runScenario(['console-open'], async () => consoleOpen(context(undefined), await kafkaBench(), sizeOf('console-open')));
   await runScenario(['kafka-eos-k1'], async () => eos(context(profileDirFor('kafka-eos-k1')), await kafkaBench(), sizeOf('kafka-eos-k1'), 1));
   // The peer warms its JVM first (JIT compilation would otherwise be a third of its window).
   await runScenario(['kafka-streams-eos'], async () => kafkaStreamsEos(context(undefined), await kafkaBench(), sizeOf('kafka-streams-eos'), { warmupVotes: quick ? 0 : 300_000 }));
