@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import type { FaradMetrics } from '../metrics/index.js';
 import { RequestRejectedError } from './problem.js';
 
-/** An `onRequest` hook that requires `Authorization: Bearer <token>` (none when no token is set). */
+/** An `onRequest` hook that requires the token (none when no token is set). */
 export type AuthHook = (request: FastifyRequest) => Promise<void>;
 
 /**
@@ -14,28 +14,32 @@ export function bearerAuth(token: string | undefined, metrics: FaradMetrics): Au
   const expected = token ? Buffer.from(token) : undefined;
   return async (request) => {
     if (!expected) return;
-    const header = request.headers.authorization ?? '';
-    if (!matches(header.startsWith('Bearer ') ? header.slice(7) : '', expected)) {
+    if (!matches(tokenGiven(request.headers.authorization ?? ''), expected)) {
       metrics.ingestRejected.inc({ reason: 'unauthorized' });
-      throw new RequestRejectedError('unauthorized', 'missing or wrong bearer token (Authorization: Bearer <FARAD_HTTP_TOKEN>)');
+      throw new RequestRejectedError('unauthorized', 'missing or wrong bearer token (Authorization: Bearer <FARAD_HTTP_TOKEN>, or HTTP Basic with the token as password)');
     }
   };
 }
 
 /**
- * The console's check: the bearer token, or HTTP Basic with the token as password (any user
- * name), which a browser asks for once and then sends with the page's requests itself.
+ * The console's check: the same token, and a 401 that makes a browser ask for it (any user
+ * name, the token as password). The browser then sends it with the page's requests itself, so
+ * the API routes take HTTP Basic too (a cross-site page cannot make a browser send farad's JSON
+ * requests: they need a CORS preflight farad does not grant).
  */
 export function consoleAuth(token: string | undefined): AuthHook {
   const expected = token ? Buffer.from(token) : undefined;
   return async (request) => {
     if (!expected) return;
-    const header = request.headers.authorization ?? '';
-    const given = header.startsWith('Bearer ') ? header.slice(7) : header.startsWith('Basic ') ? basicPassword(header.slice(6)) : '';
-    if (!matches(given, expected)) {
+    if (!matches(tokenGiven(request.headers.authorization ?? ''), expected)) {
       throw new RequestRejectedError('login_required', 'the console needs the instance\'s token (http.token): sign in with any user name and the token as password, or send Authorization: Bearer <token>');
     }
   };
+}
+
+/** The token of `Authorization: Bearer <token>`, or the password of HTTP Basic (any user name). */
+function tokenGiven(header: string): string {
+  return header.startsWith('Bearer ') ? header.slice(7) : header.startsWith('Basic ') ? basicPassword(header.slice(6)) : '';
 }
 
 function basicPassword(encoded: string): string {

@@ -58,7 +58,7 @@ export function openApiDocument(app: CompiledApp, options: OpenApiOptions): Open
   const rowSchema = new Map(tables.map((t, i) => [t.name, answers.roots[i]!]));
   const outputSchema = new Map(outputs.map((e, i) => [e.fullName, answers.roots[tables.length + i]!]));
 
-  const guarded = options.bearerToken ? { security: [{ bearer: [] }] } : {};
+  const guarded = options.bearerToken ? { security: [{ bearer: [] }, { basic: [] }] } : {};
   const unauthorized = options.bearerToken ? { 401: { $ref: '#/components/responses/Unauthorized' } } : {};
   const answer = (status: keyof typeof ANSWERS): Record<number, unknown> => ({ [status]: { $ref: `#/components/responses/${ANSWERS[status]}` } });
 
@@ -285,7 +285,11 @@ export function openApiDocument(app: CompiledApp, options: OpenApiOptions): Open
       parameters: sharedParameters(),
       headers: { Stale: { description: '`true` when the answer came, at least partly, from a standby copy', schema: { type: 'string', enum: ['true'] } } },
       responses: sharedResponses(options),
-      ...(options.bearerToken ? { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'the token set as http.token (FARAD_HTTP_TOKEN)' } } } : {}),
+      ...(options.bearerToken ? { securitySchemes: {
+              bearer: { type: 'http', scheme: 'bearer', description: 'the token set as http.token (FARAD_HTTP_TOKEN)' },
+              basic: { type: 'http', scheme: 'basic', description: 'any user name and the token as password (what a browser signed in to /console sends)' },
+            },
+          } : {}),
     },
   };
   // The version changes exactly when the document does: a console may cache the forms it built by it.
@@ -443,7 +447,7 @@ function sharedParameters(): Record<string, unknown> {
 function sharedResponses(options: OpenApiOptions): Record<string, unknown> {
   return {
     BadRequest: errorAnswer('the request is malformed: bad JSON or parameters (bad_json, bad_request, bad_key, bad_limit, bad_wait_for, bad_idempotency_key, bad_query_params, consistency_unavailable, local_table)'),
-    Unauthorized: { ...errorAnswer('missing or wrong bearer token (`unauthorized`)'), headers: { 'WWW-Authenticate': { schema: { type: 'string' } } } },
+    Unauthorized: { ...errorAnswer('missing or wrong token (`unauthorized`)'), headers: { 'WWW-Authenticate': { schema: { type: 'string' } } } },
     TooLarge: errorAnswer(`the body is larger than ${options.bodyLimitBytes} bytes (http.bodyLimitBytes, \`body_too_large\`): send fewer events per request`),
     UnsupportedMediaType: errorAnswer('the body is not JSON (`unsupported_media_type`): send content-type application/json'),
     Unprocessable: errorAnswer('an event does not match its schema (`schema_validation`, naming the `field`, and the `index` in an array; nothing is appended), or the Idempotency-Key was used for another request (`idempotency_key_reused`)'),

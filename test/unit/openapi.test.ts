@@ -417,7 +417,7 @@ describe('openApiDocument', () => {
       for (const operation of Object.values(item)) {
         if (open.includes(path)) assert.equal(operation.security, undefined, path);
         else {
-          assert.deepEqual(operation.security, [{ bearer: [] }], path);
+          assert.deepEqual(operation.security, [{ bearer: [] }, { basic: [] }], path);
           assert.ok(operation.responses['401'], `${path} answers 401`);
         }
       }
