@@ -60,6 +60,7 @@ const ANSWERED: Array<[FaradError, number]> = [
   [new RequestRejectedError('bad_request', 'not an object'), 400],
   [new RequestRejectedError('unsupported_media_type', 'send JSON'), 415],
   [new RequestRejectedError('unauthorized', 'missing token'), 401],
+  [new RequestRejectedError('login_required', 'sign in to the console'), 401],
 ];
 
 describe('STATUS', () => {
@@ -82,6 +83,7 @@ describe('STATUS', () => {
       message: 'instance b did not answer',
     });
     assert.deepEqual(problemOf(new RequestRejectedError('unauthorized', 'missing token'))?.headers, { 'www-authenticate': 'Bearer' });
+    assert.deepEqual(problemOf(new RequestRejectedError('login_required', 'sign in'))?.headers, { 'www-authenticate': 'Basic realm="farad", charset="UTF-8"' });
     assert.deepEqual(problemOf(new UnknownTableError('no table "x"', { table: 'x' }))?.body, { error: 'unknown_table', message: 'no table "x"' });
     const invalid = new SchemaValidationError('field "amount": not a long', { field: 'amount', eventType: 'bank.Deposit' });
     assert.deepEqual(problemOf(new InvalidEventError(invalid, 'bank.Deposit', 2))?.body, {
