@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SERVICES_DIR = path.join(ROOT, '.services');
 const SERVICES = ['kafka', 'kafka39', 'redis'];
-const TEST_DIRS = ['test/unit', 'test/e2e', 'test/integration'];
+const TEST_DIRS = ['test/unit', 'test/e2e', 'test/browser', 'test/integration'];
 
 const log = (msg) => console.error(`[test] ${msg}`);
 const truthy = (v) => v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
@@ -49,7 +49,14 @@ function selectFiles(argv) {
   }
   // The examples' own tests (farad/testing, no servers) run with the unit tests.
   const examples = readdirSync(path.join(ROOT, 'examples'), { withFileTypes: true }).filter((e) => e.isDirectory()).flatMap((e) => listTests(path.join('examples', e.name)));
-  return [...listTests('test/unit'), ...examples, ...TEST_DIRS.slice(1).filter((d) => !(noServices && d === 'test/integration')).flatMap(listTests)];
+  // Browser tests need Chromium; those on Kafka (-kafka) go with the integration tests.
+  return [
+    ...listTests('test/unit'),
+    ...examples,
+    ...listTests('test/e2e'),
+    ...listTests('test/browser').filter((f) => !(noServices && f.endsWith('-kafka.test.ts'))),
+    ...(noServices ? [] : listTests('test/integration')),
+  ];
 }
 
 // pid files present before services-up tell us what was already running, so that

@@ -149,7 +149,7 @@ const RULES: readonly Rule[] = [
     name: 'FaradDeadLetters',
     severity: 'warning',
     forMs: 0,
-    summary: (l, v) => `${v} records sent to the dead-letter topic (${l['reason']}) in the last 5 minutes`,
+    summary: (l, v) => `dead letters (${l['reason']}) in the last 5 minutes: ${v}`,
     holds: (now) => {
       const reasons = new Set(now.reports.flatMap((r) => r.deadLetters.map((d) => d.reason)));
       return [...reasons]
@@ -161,7 +161,7 @@ const RULES: readonly Rule[] = [
     name: 'FaradCommitsFailing',
     severity: 'warning',
     forMs: 5 * MINUTE,
-    summary: (l, v) => `${v} commits of partition ${l['partition']} rolled back in 10 minutes`,
+    summary: (l, v) => `commits of partition ${l['partition']} rolled back in 10 minutes: ${v}`,
     holds: (now) => {
       const partitions = new Set(now.reports.flatMap((r) => r.commitFailures.map((c) => c.partition)));
       return [...partitions]
@@ -184,7 +184,7 @@ const RULES: readonly Rule[] = [
     name: 'FaradRebalanceStorm',
     severity: 'warning',
     forMs: 5 * MINUTE,
-    summary: (_l, v) => `${v} rebalances in 15 minutes`,
+    summary: (_l, v) => `rebalances in 15 minutes: ${v}`,
     holds: (now) => {
       const value = now.increase(15 * MINUTE, (s) => s.rebalances);
       return value > 10 ? [{ labels: {}, value }] : [];

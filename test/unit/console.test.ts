@@ -166,7 +166,7 @@ describe('the alerts', () => {
     assert.deepEqual(watch.evaluate([at(0, 2)], 1, T0).map((a) => [a.name, a.state, a.labels]), []);
     for (let m = 1; m <= 6; m++) watch.evaluate([at(m, 2)], 1, T0 + m * MINUTE);
     const firing = watch.evaluate([at(7, 5)], 1, T0 + 7 * MINUTE);
-    assert.deepEqual(firing.map((a) => [a.name, a.state, a.labels, a.summary]), [['FaradDeadLetters', 'firing', { reason: 'handler_error' }, '3 records sent to the dead-letter topic (handler_error) in the last 5 minutes']]);
+    assert.deepEqual(firing.map((a) => [a.name, a.state, a.labels, a.summary]), [['FaradDeadLetters', 'firing', { reason: 'handler_error' }, 'dead letters (handler_error) in the last 5 minutes: 3']]);
     // The growth happened between minutes 6 and 7: in the window until the sample of minute 7 starts it.
     for (let m = 8; m <= 11; m++) assert.equal(watch.evaluate([at(m, 5)], 1, T0 + m * MINUTE).length, 1, `still in the window at minute ${m}`);
     assert.deepEqual(watch.evaluate([at(12, 5)], 1, T0 + 12 * MINUTE), []);
