@@ -5,6 +5,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { describeError } from '../../errors.js';
 import { ioError } from './errors.js';
+import { writeFully } from './write-fully.js';
 import { encodeRecordsFrame, encodeSegmentHeader, FRAME_HEADER, parseFrame, type SegmentHeader } from './frames.js';
 import type { Journal, SealedSegment } from './journal.js';
 import type { KeptKey, LogIndex, Topic } from './log-index.js';
@@ -376,7 +377,7 @@ class RewriteOutput {
     if (final) this.sealRecords();
     if (this.chunks.length === 0) return;
     const chunks = this.chunks.splice(0);
-    await handle.writev(chunks, this.written);
+    await writeFully(handle, chunks, this.written);
     for (const c of chunks) this.written += c.length;
     this.pendingBytes = 0;
   }

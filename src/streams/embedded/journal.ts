@@ -3,6 +3,7 @@ import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CorruptDataError, TransportError } from '../../errors.js';
 import { ioError } from './errors.js';
+import { writeFully } from './write-fully.js';
 import { checkFrame, FRAME_HEADER, KIND_SEGMENT, parseFrame, type SegmentHeader } from './frames.js';
 import { fsyncDir } from './fsync-dir.js';
 import {
@@ -238,7 +239,7 @@ export class Journal {
         const head = this.head;
         const start = head.size;
         try {
-          await head.handle.writev(group.map((p) => p.frame), start);
+          await writeFully(head.handle, group.map((p) => p.frame), start);
           await head.handle.datasync();
         } catch (err) {
           // Cut off whatever part of the group reached the file, so replay never sees half of it.
@@ -280,7 +281,7 @@ export class Journal {
     let handle: FileHandle | undefined;
     try {
       handle = await open(nextPath, 'w+');
-      await handle.write(header, 0, header.length, 0);
+      await writeFully(handle, [header], 0);
       await handle.datasync();
     } catch (err) {
       await handle?.close().catch(() => undefined);
@@ -341,7 +342,7 @@ async function openHead(dir: string, path: string, lastSealed: number, hooks: Jo
   let handle: FileHandle | undefined;
   try {
     handle = await open(path, 'w+');
-    await handle.write(header, 0, header.length, 0);
+    await writeFully(handle, [header], 0);
     await handle.datasync();
     await fsyncDir(dir);
   } catch (err) {
