@@ -33,3 +33,35 @@ test('transactions look their coordinators up once, not before every request', {
   const offsets = await admin.fetchTopicOffsets(topic);
   assert.equal(offsets.reduce((sum, o) => sum + Number(o.high), 0) >= transactions, true);
 });
+
+test('a new owner reads offsets with every finished transaction in them (OffsetFetch v7, require_stable)', { timeout: 60_000 }, async (t) => {
+  const { stableOffsets } = await import('../../src/streams/kafka/kafkajs-patches.js');
+  const kafka = testKafka();
+  const admin = kafka.admin();
+  await admin.connect();
+  const topic = `stable_offsets_${uid()}`;
+  const group = `stable_offsets_group_${uid()}`;
+  await createTopic(admin, topic, 2);
+  const producer = kafka.producer({ transactionalId: `stable_offsets_${uid()}`, idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  t.after(async () => {
+    await producer.disconnect();
+    await admin.deleteGroups([group]).catch(() => undefined);
+    await deleteTopics(admin, [topic]);
+    await admin.disconnect();
+  });
+  const txn = await producer.transaction();
+  await txn.send({ topic, messages: [{ key: 'k', value: 'v', partition: 0 }] });
+  await txn.sendOffsets({ consumerGroupId: group, topics: [{ topic, partitions: [{ partition: 0, offset: '5' }, { partition: 1, offset: '7' }] }] });
+  // The plain fetch answers the offset from before the pending commit: a new owner starting
+  // there would process the old owner's last batch again.
+  const plain = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+  assert.deepEqual(plain[0]!.partitions.map((p) => p.offset), ['-1', '-1']);
+  let answered: Map<string, number> | undefined;
+  const stable = stableOffsets(admin, group, [topic], 0).then((offsets) => (answered = offsets));
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  assert.equal(answered, undefined, 'no answer while the transactional commit is pending');
+  await txn.commit();
+  assert.deepEqual([...(await stable)], [[topic, 5]]);
+  assert.deepEqual([...(await stableOffsets(admin, group, [topic], 1))], [[topic, 7]], 'one partition asked, its own offset');
+});

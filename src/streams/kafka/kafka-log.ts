@@ -1,4 +1,4 @@
-import { fastProduceInstalled, readCommittedFixed } from './kafkajs-patches.js';
+import { fastProduceInstalled, readCommittedFixed, stableOffsets } from './kafkajs-patches.js';
 import { AssignerProtocol, Partitioners, type Admin, type Batch, type Consumer, type ICustomPartitioner, type Kafka, type Message, type Producer, type RecordMetadata } from 'kafkajs';
 import { Observable, type Subscriber } from 'rxjs';
 import type { Logger } from 'pino';
@@ -178,17 +178,14 @@ export class KafkaLog implements EventLog {
     await this.admin.disconnect().catch(() => undefined);
   }
 
-  /** Offsets the group has committed for the input topics of one partition (-1: none). */
+  /**
+   * Offsets the group has committed for the input topics of one partition, with every finished
+   * transaction's commit in them (stable); a topic without one starts at its first offset held.
+   */
   async committedOffsets(partition: number): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    const fetched = await retryTransient(() => this.admin.fetchOffsets({ groupId: this.options.group, topics: [...this.options.inputTopics] }));
-    for (const { topic, partitions } of fetched) {
-      const entry = partitions.find((p) => p.partition === partition);
-      let offset = entry ? Number(entry.offset) : -1;
-      if (offset < 0) {
-        offset = (await watermarksOf(this.admin, topic, partition)).low;
-      }
-      out.set(topic, offset);
+    for (const [topic, committed] of await stableOffsets(this.admin, this.options.group, this.options.inputTopics, partition)) {
+      out.set(topic, committed >= 0 ? committed : (await watermarksOf(this.admin, topic, partition)).low);
     }
     return out;
   }

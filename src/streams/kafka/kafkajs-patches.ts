@@ -5,5 +5,6 @@
 export { readCommittedFixed } from './read-committed.js';
 export { fastProduceInstalled } from './fast-produce.js';
 export { fastRecordsInstalled } from './fast-records.js';
+export { stableOffsets } from './offset-fetch-stable.js';
 import './coordinator-cache.js';
 import './request-queue-fix.js';
