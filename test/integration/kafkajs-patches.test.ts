@@ -64,4 +64,14 @@ test('a new owner reads offsets with every finished transaction in them (OffsetF
   await txn.commit();
   assert.deepEqual([...(await stable)], [[topic, 5]]);
   assert.deepEqual([...(await stableOffsets(admin, group, [topic], 1))], [[topic, 7]], 'one partition asked, its own offset');
+
+  // A commit that stays pending longer than the wait: reported, and the applied offsets answered.
+  const open = await producer.transaction();
+  await open.send({ topic, messages: [{ key: 'k', value: 'v', partition: 0 }] });
+  await open.sendOffsets({ consumerGroupId: group, topics: [{ topic, partitions: [{ partition: 0, offset: '9' }] }] });
+  const waited: number[] = [];
+  assert.deepEqual([...(await stableOffsets(admin, group, [topic], 0, (ms) => waited.push(ms), 1500))], [[topic, 5]]);
+  assert.equal(waited.length, 1);
+  assert.ok(waited[0]! >= 1500, `reported after ${waited[0]} ms`);
+  await open.abort();
 });

@@ -184,7 +184,12 @@ export class KafkaLog implements EventLog {
    */
   async committedOffsets(partition: number): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    for (const [topic, committed] of await stableOffsets(this.admin, this.options.group, this.options.inputTopics, partition)) {
+    const unstable = (waitedMs: number): void =>
+      this.options.logger.warn(
+        { partition, waitedMs },
+        'the group coordinator still holds an unfinished transactional offset commit of this partition; starting from the offsets it has applied, which may process the last committed batch again',
+      );
+    for (const [topic, committed] of await stableOffsets(this.admin, this.options.group, this.options.inputTopics, partition, unstable)) {
       out.set(topic, committed >= 0 ? committed : (await watermarksOf(this.admin, topic, partition)).low);
     }
     return out;

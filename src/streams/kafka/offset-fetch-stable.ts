@@ -142,13 +142,42 @@ function install(): void {
 
 install();
 
+/** How long a new owner waits for a pending transactional offset commit of its partition to settle. */
+export const STABLE_WAIT_MS = 5000;
+
 /**
  * The group's committed offset of `partition` of each of `topics` (-1: none), once no
- * transactional commit of it is pending: what a partition's new owner must start from.
+ * transactional commit of it is pending: what a partition's new owner must start from. A commit
+ * still pending after `waitMs` (seen after a broker restart: the group coordinator kept an
+ * offset commit pending whose transaction had ended) is reported through `onUnstable` and the
+ * offsets the group has applied are answered, as before this fix.
  */
-export async function stableOffsets(admin: Admin, groupId: string, topics: readonly string[], partition: number): Promise<Map<string, number>> {
-  const fetched = await retryTransient(() => stableFetch.run({ partition }, () => admin.fetchOffsets({ groupId, topics: [...topics] })));
+export async function stableOffsets(
+  admin: Admin,
+  groupId: string,
+  topics: readonly string[],
+  partition: number,
+  onUnstable: (waitedMs: number) => void = () => undefined,
+  waitMs = STABLE_WAIT_MS,
+): Promise<Map<string, number>> {
+  const started = Date.now();
+  let fetched: Awaited<ReturnType<Admin['fetchOffsets']>> | undefined;
+  for (let delay = 50; fetched === undefined; delay = Math.min(delay * 2, 1000)) {
+    try {
+      fetched = await retryTransient(() => stableFetch.run({ partition }, () => admin.fetchOffsets({ groupId, topics: [...topics] })), (err) => !isUnstable(err));
+    } catch (err) {
+      if (!isUnstable(err)) throw err;
+      if (Date.now() - started >= waitMs) {
+        onUnstable(Date.now() - started);
+        fetched = await retryTransient(() => admin.fetchOffsets({ groupId, topics: [...topics] }));
+      } else await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
   const out = new Map<string, number>();
   for (const { topic, partitions } of fetched) out.set(topic, Number(partitions.find((p) => p.partition === partition)?.offset ?? -1));
   return out;
+}
+
+function isUnstable(err: unknown): boolean {
+  return (err as { type?: string }).type === 'UNSTABLE_OFFSET_COMMIT';
 }

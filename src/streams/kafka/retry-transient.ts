@@ -1,16 +1,16 @@
 import type { Admin } from 'kafkajs';
 
 /**
- * Retries an admin look-up that failed on a transient broker error. kafkajs's
+ * Retries an admin look-up that failed on a transient broker error (those `retry` accepts). kafkajs's
  * `admin.fetchTopicOffsets` gives up at once on NOT_LEADER_FOR_PARTITION, which KRaft answers for
  * a moment for topics just created (e.g. the changelog at first start).
  */
-export async function retryTransient<T>(call: () => Promise<T>): Promise<T> {
+export async function retryTransient<T>(call: () => Promise<T>, retry: (err: unknown) => boolean = () => true): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await call();
     } catch (err) {
-      if (attempt >= 10 || !isTransient(err)) throw err;
+      if (attempt >= 10 || !isTransient(err) || !retry(err)) throw err;
       await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** (attempt - 1), 2000)));
     }
   }
