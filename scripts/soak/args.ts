@@ -1,0 +1,76 @@
+/** Command line of `npm run soak -- --minutes N --seed S [...]`. Pure. */
+
+export interface SoakArgs {
+  /** Length of the fault window (the workload runs as long); the drain and checks come after it. */
+  readonly minutes: number;
+  readonly seed: number;
+  /** Keep the run's topics, snapshots and logs also when it passes. */
+  readonly keep: boolean;
+  /** Skip the embedded-log phase (no small filesystem to mount here). */
+  readonly embedded: boolean;
+  /** Skip broker and Redis restarts (for a machine whose servers the soak must not touch). */
+  readonly serviceFaults: boolean;
+}
+
+export const USAGE = `usage: npm run soak -- --minutes N --seed S [--keep] [--no-embedded] [--no-service-faults]
+  --minutes N           length of the workload and fault window, 1 to 1440 (default 3); a drain and checks follow
+  --seed S              seed of the fault schedule and the workload, an integer 0 to 4294967295 (default: random, printed)
+  --keep                keep topics, snapshots and logs also when every check passes
+  --no-embedded         skip the embedded-log phase (kill -9 during compaction, full disk)
+  --no-service-faults   skip broker and Redis restarts and the Redis outage`;
+
+export class ArgsError extends Error {}
+
+export function parseArgs(argv: readonly string[], randomSeed: () => number = () => Math.floor(Math.random() * 2 ** 32)): SoakArgs {
+  let minutes = 3;
+  let seed: number | undefined;
+  let keep = false;
+  let embedded = true;
+  let serviceFaults = true;
+  const value = (i: number, flag: string): string => {
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new ArgsError(`${flag} needs a value\n${USAGE}`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    switch (flag) {
+      case '--minutes': {
+        const text = inline ?? value(i++, flag);
+        const n = Number(text);
+        if (!/^\d+(\.\d+)?$/.test(text) || !(n >= 1 && n <= 1440)) throw new ArgsError(`--minutes: "${text}" is not a number from 1 to 1440\n${USAGE}`);
+        minutes = n;
+        break;
+      }
+      case '--seed': {
+        const text = inline ?? value(i++, flag);
+        const n = Number(text);
+        if (!/^\d+$/.test(text) || n > 0xffffffff) throw new ArgsError(`--seed: "${text}" is not an integer from 0 to 4294967295\n${USAGE}`);
+        seed = n;
+        break;
+      }
+      case '--keep':
+        keep = true;
+        break;
+      case '--no-embedded':
+        embedded = false;
+        break;
+      case '--no-service-faults':
+        serviceFaults = false;
+        break;
+      case '--help':
+      case '-h':
+        throw new ArgsError(USAGE);
+      default:
+        throw new ArgsError(`unknown argument "${arg}"\n${USAGE}`);
+    }
+  }
+  return { minutes, seed: seed ?? randomSeed() >>> 0, keep, embedded, serviceFaults };
+}
+
+/** The command that replays a run. */
+export function replayCommand(args: SoakArgs): string {
+  const extra = [args.embedded ? '' : ' --no-embedded', args.serviceFaults ? '' : ' --no-service-faults'].join('');
+  return `npm run soak -- --minutes ${args.minutes} --seed ${args.seed}${extra}`;
+}
