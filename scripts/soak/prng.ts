@@ -1,17 +1,11 @@
 /** A small seeded PRNG (mulberry32) and helpers on it: the soak's only source of randomness. */
 
+import { seededRandom } from '../../src/procedures/index.js';
+
 export type Random = () => number;
 
-export function mulberry32(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, farad's own (the handlers' ctx.random). */
+export const mulberry32: (seed: number) => Random = seededRandom;
 
 /** An independent stream for one purpose (`label`) of a run's seed, so adding draws to one part never shifts another. */
 export function streamOf(seed: number, label: string): Random {
