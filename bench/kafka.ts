@@ -357,7 +357,7 @@ export async function consoleOpen(ctx: BenchContext, bench: KafkaBench, n: numbe
   return {
     rows: [{ scenario: 'console-open', eventsPerSec: round(run.result.rate), p50Ms: null, p99Ms: null, baseline: 'kafka-eos-k0', baselineEventsPerSec: without, ratio: ratio(run.result.rate, without) }],
     details: [
-      `kafka-eos-k0's run (${n.toLocaleString('en-US')} votes, one instance) with the console open on it: what its page asks, \`/console/api/cluster\` every 2 s and the newest dead letters every 10 s. ${run.watched ?? ''}. The ratio is against kafka-eos-k0 without the console, in this run.`,
+      `kafka-eos-k0's run (${n.toLocaleString('en-US')} votes, one instance) with the console open on it: what its page asks, \`/console/api/cluster\` every 2 s and the newest dead letters at first and when their counts change. ${run.watched ?? ''}. The ratio is against kafka-eos-k0 without the console, in this run.`,
     ],
   };
 }

@@ -15,7 +15,7 @@ export interface ConsoleOptions {
   readonly identity: () => InstanceIdentity;
   /** This instance's health, all its workers together. */
   readonly health: () => Promise<{ readonly ready: boolean; readonly failure?: string | undefined; readonly partitions: readonly PartitionStatus[] }>;
-  /** This instance's metric values (prom-client JSON), all its workers together. */
+  /** This instance's values of the REPORTED_METRICS (prom-client JSON), all its workers together. */
   readonly metrics: () => Promise<readonly MetricValues[]>;
   /** The instances of the app as the group last settled (none: this one alone). */
   readonly instances: () => ReadonlyArray<{ readonly instanceId: string; readonly url: string | undefined }>;

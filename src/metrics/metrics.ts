@@ -296,6 +296,16 @@ export class FaradMetrics implements PartitionObserver, SnapshotObserver {
     for (const outcome of ['ok', 'failed', 'skipped']) this.snapshots.inc({ outcome }, 0);
   }
 
+  /** The current values of the metrics named (prom-client JSON), without collecting the others. */
+  async valuesOf(names: Iterable<string>): Promise<Array<Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number]>> {
+    const out = [];
+    for (const name of names) {
+      const metric = this.registry.getSingleMetric(name);
+      if (metric) out.push(await metric.get());
+    }
+    return out;
+  }
+
   eventsHandled(eventType: string, partition: number, ok: number, failed: number): void {
     if (ok > 0) this.eventsProcessed.inc({ event_type: eventType, partition: String(partition), outcome: 'ok' }, ok);
     if (failed > 0) this.eventsProcessed.inc({ event_type: eventType, partition: String(partition), outcome: 'failed' }, failed);

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { listenError, type Config } from '../config/index.js';
-import { ClusterConsole, type MetricValues } from '../console/index.js';
+import { ClusterConsole, REPORTED_METRICS, type MetricValues } from '../console/index.js';
 import { buildHttpServer } from '../http/index.js';
 import { Ingest, IngestForwarder, KeyedIngest, serveForwardedIngest } from '../ingest/index.js';
 import { createLogger, type Logger } from '../log.js';
@@ -141,7 +141,7 @@ export async function startService(app: App, config: Config, options: StartOptio
       const [failure, { ready, partitions }] = await Promise.all([health.failure(), health.readiness()]);
       return { ready, failure, partitions };
     },
-    metrics: worker ? instanceMetricValues(worker) : async () => (await metrics.registry.getMetricsAsJSON()) as MetricValues[],
+    metrics: worker ? instanceMetricValues(worker) : async () => (await metrics.valuesOf(REPORTED_METRICS)) as MetricValues[],
     instances: () => live.membership?.instances() ?? [],
     peers: new Peers({ token: config.http.token, fetch: worker?.fetch, timeoutMs: 3000 }),
     records,

@@ -1,13 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { AggregatorRegistry } from 'prom-client';
 import type { HealthSource, MetricsSource, Readiness } from '../http/index.js';
-import type { MetricValues } from '../console/index.js';
+import { REPORTED_METRICS, type MetricValues } from '../console/index.js';
 import type { FaradMetrics } from '../metrics/index.js';
 import type { PartitionStatus, ServiceHealth } from '../partition/index.js';
 import { HTTP_KIND, type WorkerLink } from '../workers/index.js';
 
 const HEALTH_KIND = 'health';
 const METRICS_KIND = 'metrics';
+const CONSOLE_METRICS_KIND = 'console-metrics';
 
 /** One worker's health, as it answers a sibling. */
 interface WorkerHealth {
@@ -26,6 +27,7 @@ export function serveSiblings(link: WorkerLink, deps: { readonly health: Service
     return { failure: deps.health.failure(), ready, partitions };
   });
   link.serve(METRICS_KIND, () => deps.metrics.registry.getMetricsAsJSON());
+  link.serve(CONSOLE_METRICS_KIND, () => deps.metrics.valuesOf(REPORTED_METRICS));
   link.serve(HTTP_KIND, async (payload) => {
     const { path, headers } = payload as { path: string; headers: Record<string, string> };
     const response = await deps.http.inject({ method: 'GET', url: path, headers });
@@ -72,10 +74,10 @@ export function instanceMetrics(link: WorkerLink, metrics: FaradMetrics): Metric
   };
 }
 
-/** The metric values of every worker aggregated (prom-client JSON), for the console's report. */
+/** The values of the metrics the console reports, every worker's aggregated (prom-client JSON). */
 export function instanceMetricValues(link: WorkerLink): () => Promise<MetricValues[]> {
   return async () => {
-    const answers = await link.ask('all', METRICS_KIND, null);
+    const answers = await link.ask('all', CONSOLE_METRICS_KIND, null);
     const perWorker = answers.flatMap((a) => (a.ok ? [a.payload as object[]] : []));
     return (await AggregatorRegistry.aggregate(perWorker).getMetricsAsJSON()) as MetricValues[];
   };
