@@ -17,6 +17,8 @@ import { BATCH, CHURN_TOPICS, WORKERS } from './churn-child.js';
 import { ROOT, prng, sleep, tempDir, waitFor } from './helpers.js';
 
 const CYCLES = 12;
+/** Aimed kills can all miss on a busy machine (the rewrite ends first): more cycles until one lands. */
+const MAX_CYCLES = 40;
 
 interface Change {
   readonly key: string;
@@ -178,7 +180,9 @@ test('compaction crash: kill -9 during segment rewrites and deletions loses noth
   let midRewrite = 0;
   let maxDirBytes = 0;
   let last = { changelogRecords: 0, changelogStart: 0 };
-  for (let cycle = 0; cycle < CYCLES; cycle++) {
+  let cycles = 0;
+  for (let cycle = 0; cycle < CYCLES || (midRewrite === 0 && cycle < MAX_CYCLES); cycle++) {
+    cycles++;
     const firstSeq = tally.maxSeq + 100_000;
     const child = spawn(process.execPath, ['--import', 'tsx', 'test/e2e/churn-child.ts', dataDir, String(firstSeq)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     t.after(() => {
@@ -204,7 +208,7 @@ test('compaction crash: kill -9 during segment rewrites and deletions loses noth
     };
     await waitFor('the child to churn', () => (alive(), ready && tally.commits - commitsBefore >= 40), { timeoutMs: 30_000, intervalMs: 5 });
 
-    if (cycle % 2 === 0) {
+    if (cycle % 2 === 0 || cycle >= CYCLES) {
       // Right as a rewrite starts writing its file.
       await waitFor('a segment rewrite to start', () => (alive(), readdirSync(dataDir).some((n) => n.endsWith('.tmp'))), { timeoutMs: 20_000, intervalMs: 1 });
       await sleep(Math.floor(random() * 4));
@@ -221,10 +225,10 @@ test('compaction crash: kill -9 during segment rewrites and deletions loses noth
     last = await verify(dataDir, tally, cycle);
   }
   t.diagnostic(
-    `${CYCLES} kills, ${midRewrite} left a half-written rewrite behind; ${tally.commits} commits acknowledged; ` +
+    `${cycles} kills, ${midRewrite} left a half-written rewrite behind; ${tally.commits} commits acknowledged; ` +
       `largest data dir ${(maxDirBytes / 1024).toFixed(0)} KiB; changelog holds ${last.changelogRecords} records (${tally.latest.size} keys), starting at offset ${last.changelogStart}`,
   );
-  assert.ok(midRewrite > 0, 'at least one kill landed in the middle of a rewrite');
+  assert.ok(midRewrite > 0, `at least one kill landed in the middle of a rewrite (${cycles} kills)`);
   // The feature at work: without cleaning, the directory would hold every write.
   assert.ok(maxDirBytes < 4 * 1024 * 1024, `data dir reached ${maxDirBytes} bytes`);
   assert.ok(last.changelogRecords < tally.commits * BATCH / 4, 'the changelog was compacted');
