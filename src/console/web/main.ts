@@ -57,7 +57,7 @@ const poller = new Poller<ClusterView>({
     partitions.update(view, rates);
     events.update(view, rates);
     deadLetters.update(view, rates);
-    timers.update(view);
+    timers.update(view, rates);
     // Only the latest is kept: a page left open for days must not grow a list of them.
     performance.clearMeasures(RENDER_MEASURE);
     performance.measure(RENDER_MEASURE, { start, end: performance.now() });

@@ -12,6 +12,8 @@ export interface Rates {
   readonly ingested: ReadonlyMap<string, number>;
   readonly deadLetters: ReadonlyMap<string, number>;
   readonly partitions: ReadonlyMap<number, number>;
+  /** Timers fired per second, by timer. */
+  readonly timers: ReadonlyMap<string, number>;
 }
 
 export function eventKey(eventType: string, outcome: string): string {
@@ -19,7 +21,7 @@ export function eventKey(eventType: string, outcome: string): string {
 }
 
 /** Before two views were seen. */
-export const NO_RATES: Rates = { seconds: undefined, events: new Map(), ingested: new Map(), deadLetters: new Map(), partitions: new Map() };
+export const NO_RATES: Rates = { seconds: undefined, events: new Map(), ingested: new Map(), deadLetters: new Map(), partitions: new Map(), timers: new Map() };
 
 export function ratesBetween(prev: ClusterView | undefined, next: ClusterView): Rates {
   const seconds = prev === undefined ? undefined : (next.at - prev.at) / 1000;
@@ -41,6 +43,7 @@ export function ratesBetween(prev: ClusterView | undefined, next: ClusterView): 
     ingested: per(prev.ingested, next.ingested, (e) => e.eventType, (e) => e.total),
     deadLetters: per(prev.deadLetters, next.deadLetters, (d) => d.reason, (d) => d.total),
     partitions: per(prev.partitionRows, next.partitionRows, (p) => p.partition, (p) => p.eventsTotal),
+    timers: per(prev.timers.fired, next.timers.fired, (t) => t.timer, (t) => t.total),
   };
 }
 
