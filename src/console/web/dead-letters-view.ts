@@ -10,6 +10,12 @@ import { KeyedList } from './keyed-list.js';
 import type { Rates } from './rates.js';
 
 const NEWEST = 20;
+/**
+ * A count moves when a handler fails, before its batch (and the dead letter) is committed: a
+ * list read then can miss it. It is read again on the next polls, this many times at most (the
+ * topic may also hold fewer records than the counts, after retention).
+ */
+const RETRIES_WHILE_SHORT = 5;
 
 type ReasonTotal = ClusterView['deadLetters'][number];
 
@@ -25,6 +31,9 @@ export class DeadLettersView {
   /** The counts the list on screen was fetched for; undefined: not fetched yet. */
   private fetchedFor: string | undefined;
   private fetching = false;
+  /** Reads for `shortFor` (counts) that came back with fewer records than they count. */
+  private short = 0;
+  private shortFor: string | undefined;
   private readonly reasons = new KeyedList<ReasonTotal, ReasonRow>(
     byId('dead-letter-reasons'),
     (d) => d.reason,
@@ -50,10 +59,11 @@ export class DeadLettersView {
     const sorted = [...view.deadLetters].sort((a, b) => a.reason.localeCompare(b.reason));
     this.reasons.sync(sorted);
     const counts = sorted.map((d) => `${d.reason}=${d.total}`).join(',');
-    if (counts !== this.fetchedFor && !this.fetching) void this.fetchNewest(counts);
+    const expected = Math.min(NEWEST, sorted.reduce((sum, d) => sum + d.total, 0));
+    if (counts !== this.fetchedFor && !this.fetching) void this.fetchNewest(counts, expected);
   }
 
-  private async fetchNewest(counts: string): Promise<void> {
+  private async fetchNewest(counts: string, expected: number): Promise<void> {
     this.fetching = true;
     try {
       const answer = await getJson<DeadLetterPage>(`/console/api/dead-letters?limit=${NEWEST}`);
@@ -61,7 +71,12 @@ export class DeadLettersView {
         setText(this.status, `could not read the dead letters: ${describeError(answer.error)}`);
         return;
       }
-      this.fetchedFor = counts;
+      if (this.shortFor !== counts) {
+        this.shortFor = counts;
+        this.short = 0;
+      }
+      // Short of what the counts say: read again on the next polls, a few times.
+      if (answer.body.items.length >= expected || ++this.short > RETRIES_WHILE_SHORT) this.fetchedFor = counts;
       this.records.sync(answer.body.items);
       setText(this.status, answer.body.items.length === 0 ? 'no dead letters' : `the newest ${answer.body.items.length}, newest first`);
     } finally {
