@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { Kafka } from 'kafkajs';
 import { soakApp } from './app.js';
 import { readyz, type Cluster } from './cluster.js';
-import { SingleObjects } from './codec.js';
+import { SingleObjects } from '../../test/integration/single-objects.js';
 import { readTable } from './embedded.js';
 import { kcatCounts, readTopic, type RawRecord } from './kafka.js';
 import { checkBank, checkEpochs, checkInputs, checkLeaderboard, checkVoter, longestStall, type InputRecord, type LedgerEntry, type OutputRecord } from './ledger.js';
@@ -31,12 +31,17 @@ export function readLedger(file: string): Map<string, LedgerEntry> {
 export async function checkCluster(kafka: Kafka, cluster: Cluster, names: SoakNames, suffix: string, ledgerFile: string): Promise<ClusterCheck> {
   const objects = new SingleObjects(soakApp(suffix));
   const violations: string[] = [];
+  const decode = (r: RawRecord): { name: string; value: Record<string, unknown> } => {
+    const where = `${r.topic} ${r.partition}/${r.offset}`;
+    if (!r.value) throw new Error(`not a single object at ${where}`);
+    return objects.decodeBytes(r.value, where);
+  };
   const decodeInput = (r: RawRecord): InputRecord => {
-    const { type, value } = objects.decode(r.value, `${r.topic} ${r.partition}/${r.offset}`);
+    const { name: type, value } = decode(r);
     return { partition: r.partition, offset: r.offset, id: r.headers['soak-id'] ?? null, type, key: r.key, value, timestamp: r.timestamp };
   };
   const decodeOutput = (r: RawRecord): OutputRecord => {
-    const { type, value } = objects.decode(r.value, `${r.topic} ${r.partition}/${r.offset}`);
+    const { name: type, value } = decode(r);
     return { topic: r.topic, partition: r.partition, offset: r.offset, key: r.key, type, value, timestamp: r.timestamp, ...(r.producerId !== undefined ? { producerId: r.producerId } : {}), ...(r.epoch !== undefined ? { epoch: r.epoch } : {}) };
   };
   /** read_committed through kafkajs, counted again by kcat (librdkafka filters aborted transactions its own way). */

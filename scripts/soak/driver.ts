@@ -17,7 +17,7 @@
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { Partitioners, type Producer } from 'kafkajs';
 import { soakApp } from './app.js';
-import { SingleObjects } from './codec.js';
+import { SingleObjects } from '../../test/integration/single-objects.js';
 import { soakKafka, sleep } from './kafka.js';
 import { soakNames } from './names.js';
 import type { EmbeddedEntry, LedgerEntry } from './ledger.js';
