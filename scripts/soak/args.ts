@@ -1,4 +1,5 @@
 /** Command line of `npm run soak -- --minutes N --seed S [...]`. Pure. */
+import { ALL_KINDS, type FaultKind } from './schedule.js';
 
 export interface SoakArgs {
   /** Length of the fault window (the workload runs as long); the drain and checks come after it. */
@@ -10,14 +11,18 @@ export interface SoakArgs {
   readonly embedded: boolean;
   /** Skip broker and Redis restarts (for a machine whose servers the soak must not touch). */
   readonly serviceFaults: boolean;
+  /** Only these fault kinds (to replay one kind of fault); all when absent. */
+  readonly faults?: readonly FaultKind[];
 }
 
-export const USAGE = `usage: npm run soak -- --minutes N --seed S [--keep] [--no-embedded] [--no-service-faults]
+export const USAGE = `usage: npm run soak -- --minutes N --seed S [--keep] [--no-embedded] [--no-service-faults] [--faults K,K]
   --minutes N           length of the workload and fault window, 1 to 1440 (default 3); a drain and checks follow
   --seed S              seed of the fault schedule and the workload, an integer 0 to 4294967295 (default: random, printed)
   --keep                keep topics, snapshots and logs also when every check passes
   --no-embedded         skip the embedded-log phase (kill -9 during compaction, full disk)
-  --no-service-faults   skip broker and Redis restarts and the Redis outage`;
+  --no-service-faults   skip broker and Redis restarts and the Redis outage
+  --faults K,K          inject only these kinds: kill9, pause, graceful-restart, broker-restart,
+                        redis-restart, redis-outage, compaction-kill, disk-full`;
 
 export class ArgsError extends Error {}
 
@@ -27,6 +32,7 @@ export function parseArgs(argv: readonly string[], randomSeed: () => number = ()
   let keep = false;
   let embedded = true;
   let serviceFaults = true;
+  let faults: FaultKind[] | undefined;
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith('--')) throw new ArgsError(`${flag} needs a value\n${USAGE}`);
@@ -59,6 +65,14 @@ export function parseArgs(argv: readonly string[], randomSeed: () => number = ()
       case '--no-service-faults':
         serviceFaults = false;
         break;
+      case '--faults': {
+        const text = inline ?? value(i++, flag);
+        const kinds = text.split(',').map((k) => k.trim()).filter((k) => k !== '');
+        const unknown = kinds.filter((k) => !(ALL_KINDS as readonly string[]).includes(k));
+        if (kinds.length === 0 || unknown.length > 0) throw new ArgsError(`--faults: unknown kind "${unknown[0] ?? text}"\n${USAGE}`);
+        faults = kinds as FaultKind[];
+        break;
+      }
       case '--help':
       case '-h':
         throw new ArgsError(USAGE);
@@ -66,11 +80,12 @@ export function parseArgs(argv: readonly string[], randomSeed: () => number = ()
         throw new ArgsError(`unknown argument "${arg}"\n${USAGE}`);
     }
   }
-  return { minutes, seed: seed ?? randomSeed() >>> 0, keep, embedded, serviceFaults };
+  const seedOf = seed ?? randomSeed() >>> 0;
+  return faults ? { minutes, seed: seedOf, keep, embedded, serviceFaults, faults } : { minutes, seed: seedOf, keep, embedded, serviceFaults };
 }
 
 /** The command that replays a run. */
 export function replayCommand(args: SoakArgs): string {
-  const extra = [args.embedded ? '' : ' --no-embedded', args.serviceFaults ? '' : ' --no-service-faults'].join('');
+  const extra = [args.embedded ? '' : ' --no-embedded', args.serviceFaults ? '' : ' --no-service-faults', args.faults ? ` --faults ${args.faults.join(',')}` : ''].join('');
   return `npm run soak -- --minutes ${args.minutes} --seed ${args.seed}${extra}`;
 }

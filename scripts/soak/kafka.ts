@@ -130,8 +130,8 @@ export async function readTopic(kafka: Kafka, topic: string, { readUncommitted =
 }
 
 /** Committed records per partition as kcat (librdkafka, read_committed) counts them; undefined when kcat is missing. */
-export function kcatCounts(topic: string): Map<number, number> | undefined {
-  const res = spawnSync('kcat', ['-C', '-b', BROKERS.join(','), '-t', topic, '-o', 'beginning', '-e', '-q', '-X', 'isolation.level=read_committed', '-f', '%p\n'], {
+export function kcatCounts(topic: string, below?: ReadonlyMap<number, number>): Map<number, number> | undefined {
+  const res = spawnSync('kcat', ['-C', '-b', BROKERS.join(','), '-t', topic, '-o', 'beginning', '-e', '-q', '-X', 'isolation.level=read_committed', '-f', '%p %o\n'], {
     encoding: 'utf8',
     timeout: 120_000,
     maxBuffer: 256 * 1024 * 1024,
@@ -139,6 +139,11 @@ export function kcatCounts(topic: string): Map<number, number> | undefined {
   if (res.error && (res.error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
   if (res.status !== 0) throw new Error(`kcat -C ${topic} failed: ${res.stderr || String(res.error)}`);
   const counts = new Map<number, number>();
-  for (const line of res.stdout.split('\n')) if (line !== '') counts.set(Number(line), (counts.get(Number(line)) ?? 0) + 1);
+  for (const line of res.stdout.split('\n')) {
+    if (line === '') continue;
+    const [p, offset] = line.split(' ').map(Number) as [number, number];
+    if (below && offset >= (below.get(p) ?? 0)) continue;
+    counts.set(p, (counts.get(p) ?? 0) + 1);
+  }
   return counts;
 }

@@ -156,7 +156,7 @@ async function runTrack<F extends Fault>(plan: ReadonlyArray<Planned<F>>, window
 }
 
 async function main(): Promise<number> {
-  const schedule = buildSchedule({ seed: args.seed, minutes: args.minutes, sessionTimeoutMs: SESSION_TIMEOUT_MS, embedded: args.embedded, serviceFaults: args.serviceFaults });
+  const schedule = buildSchedule({ seed: args.seed, minutes: args.minutes, sessionTimeoutMs: SESSION_TIMEOUT_MS, embedded: args.embedded, serviceFaults: args.serviceFaults, ...(args.faults ? { faults: args.faults } : {}) });
   recorder.line({ event: 'start', seed: args.seed, minutes: args.minutes, replay: replayCommand(args), app: names.app, runDir, planned: countKinds(schedule) });
 
   // Preflight: the servers answer.

@@ -93,7 +93,7 @@ export class FaradInstance {
         FARAD_HTTP_PORT: String(this.port),
         FARAD_HTTP_HOST: '127.0.0.1',
         FARAD_INSTANCE_ID: this.id,
-        FARAD_LOG_LEVEL: 'warn',
+        FARAD_LOG_LEVEL: process.env['FARAD_SOAK_LOG_LEVEL'] ?? 'warn',
         ...this.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

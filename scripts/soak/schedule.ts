@@ -52,11 +52,14 @@ export interface ScheduleOptions {
   readonly sessionTimeoutMs: number;
   readonly embedded: boolean;
   readonly serviceFaults: boolean;
+  /** Only these kinds; all when absent. */
+  readonly faults?: readonly FaultKind[];
 }
 
 export const CLUSTER_KINDS = ['kill9', 'pause', 'graceful-restart', 'broker-restart'] as const;
 export const REDIS_KINDS = ['redis-restart', 'redis-outage'] as const;
 export const EMBEDDED_KINDS = ['compaction-kill', 'disk-full'] as const;
+export const ALL_KINDS: readonly FaultKind[] = [...CLUSTER_KINDS, ...REDIS_KINDS, ...EMBEDDED_KINDS];
 
 /** How long the Redis outage lasts: a minute, scaled down for short runs (a sixth of the window, at least 10 s). */
 export function redisOutageMs(windowMs: number): number {
@@ -121,7 +124,7 @@ function embeddedFault(random: Random, kind: (typeof EMBEDDED_KINDS)[number]): E
  * One track: every kind once (shuffled), then kinds at random, each at the previous one's planned
  * end plus a gap, while it still ends inside the window (`tailMs` before its end).
  */
-function track<K extends string, F extends Fault>(
+function track<K extends FaultKind, F extends Fault>(
   random: Random,
   name: Track,
   kinds: readonly K[],
@@ -129,6 +132,7 @@ function track<K extends string, F extends Fault>(
   { windowMs, firstAtMs, tailMs, sessionTimeoutMs }: { windowMs: number; firstAtMs: number; tailMs: number; sessionTimeoutMs: number },
 ): Array<Planned<F>> {
   const out: Array<Planned<F>> = [];
+  if (kinds.length === 0) return out;
   let at = firstAtMs;
   const queue = shuffle(random, kinds);
   for (;;) {
@@ -150,16 +154,17 @@ export function buildSchedule(options: ScheduleOptions): Schedule {
   const { seed, minutes, sessionTimeoutMs } = options;
   const windowMs = Math.round(minutes * 60_000);
   const common = { windowMs, sessionTimeoutMs };
+  const wanted = <K extends FaultKind>(kinds: readonly K[]): K[] => kinds.filter((k) => options.faults?.includes(k) ?? true);
   const clusterRandom = streamOf(seed, 'cluster');
-  const clusterKinds = options.serviceFaults ? CLUSTER_KINDS : CLUSTER_KINDS.filter((k) => k !== 'broker-restart');
+  const clusterKinds = wanted(options.serviceFaults ? CLUSTER_KINDS : CLUSTER_KINDS.filter((k) => k !== 'broker-restart'));
   const cluster = track(clusterRandom, 'cluster', clusterKinds, (k) => clusterFault(clusterRandom, k, sessionTimeoutMs), { ...common, firstAtMs: 10_000, tailMs: 0 });
   const redisRandom = streamOf(seed, 'redis');
   const redis = options.serviceFaults
-    ? track(redisRandom, 'redis', REDIS_KINDS, (k) => redisFault(k, windowMs), { ...common, firstAtMs: between(redisRandom, 15_000, 30_000), tailMs: 5_000 })
+    ? track(redisRandom, 'redis', wanted(REDIS_KINDS), (k) => redisFault(k, windowMs), { ...common, firstAtMs: between(redisRandom, 15_000, 30_000), tailMs: 5_000 })
     : [];
   const embeddedRandom = streamOf(seed, 'embedded');
   const embedded = options.embedded
-    ? track(embeddedRandom, 'embedded', EMBEDDED_KINDS, (k) => embeddedFault(embeddedRandom, k), { ...common, firstAtMs: between(embeddedRandom, 10_000, 20_000), tailMs: 5_000 })
+    ? track(embeddedRandom, 'embedded', wanted(EMBEDDED_KINDS), (k) => embeddedFault(embeddedRandom, k), { ...common, firstAtMs: between(embeddedRandom, 10_000, 20_000), tailMs: 5_000 })
     : [];
   return { seed, windowMs, cluster, redis, embedded };
 }

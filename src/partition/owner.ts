@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { decodeChangeKey, isMovedRow, type EventCodec, type RowCodec } from '../codec/index.js';
 import type { ProcessingOptions } from '../config/index.js';
 import { describeError, FaradError, IllegalTransitionError, isRetriable, LeaseRevokedError, ProducerFencedError, UnknownRowSchemaError } from '../errors.js';
-import type { CompiledApp } from '../procedures/index.js';
+import { inputOffsetsOf, type CompiledApp } from '../procedures/index.js';
 import type { Snapshots } from '../replication/index.js';
 import type { GlobalTableView, PartitionState, RowChange } from '../state/index.js';
 import { BatchProcessor, type CommitPlan, type LogRecord, type OutRecord, type PartitionLease, type ProcessorObserver } from '../streams/index.js';
@@ -282,8 +282,12 @@ export class PartitionOwner {
     await this.catchUp(lease);
     await this.moveRows(lease);
     if (!lease.active) throw new LeaseRevokedError(`lease of partition ${this.partition} ended while it restored`, { partition: this.partition });
-    await lease.resume();
-    this.transition({ role: 'active', lease, progress: new InputProgress() });
+    const startAt = inputOffsetsOf(this.copy!.state);
+    await lease.resume(startAt);
+    const progress = new InputProgress();
+    // The restored state covers these offsets: reads waiting for them need not ask the log.
+    progress.commitEnded([...startAt].map(([topic, offset]) => ({ topic, offset })));
+    this.transition({ role: 'active', lease, progress });
   }
 
   /** Brings the copy to the changelog's end (see restorePartition), with progress in metrics. */

@@ -4,6 +4,7 @@ import type { App, GlobalTableDef, ProcedureDef, QueryDef, ScheduleDef, TableDef
 import { isAsyncFunction, isGeneratorFunction } from './determinism.js';
 import { compileSchedule } from './schedules.js';
 import { parseType, type RecordSchema } from './schema.js';
+import { INPUT_OFFSET_ROW_SCHEMA, INPUT_OFFSETS_TABLE } from './input-offsets.js';
 import { payloadFieldOf, SCHEDULE_KIND_PREFIX, timerTableSchema, TIMERS_TABLE, type CompiledTimer } from './timers.js';
 import { checkKey, deepFreeze, describeInvalid } from '../state/index.js';
 
@@ -175,6 +176,7 @@ export function compileApp(app: App, settingsOverride: Record<string, unknown> =
 
   const multiPartition = [...events.values()].some((e) => e.procedure?.multiPartition) || [...queries.values()].some((q) => q.consistent === true);
   if (multiPartition) tables.set(MP_TABLE, { name: MP_TABLE, keyType: 'string', valueType: parseType(MP_ROW_SCHEMA), scope: 'local', global: false, formerly: [], system: true });
+  tables.set(INPUT_OFFSETS_TABLE, { name: INPUT_OFFSETS_TABLE, keyType: 'string', valueType: parseType(INPUT_OFFSET_ROW_SCHEMA), scope: 'local', global: false, formerly: [], system: true });
   const inputTopics = [...new Set(spec.inputs.map((i) => i.topic))];
   const outputTopics = [...new Set(Object.values(outputs).filter((t): t is string => t !== undefined))];
   for (const topic of outputTopics) {

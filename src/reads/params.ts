@@ -12,7 +12,10 @@ export const DEFAULT_PAGE = 100;
 export function findTable(app: CompiledApp, name: string): CompiledTable {
   const table = app.tables.get(name) ?? app.globalTables.get(name);
   if (table) return table;
-  const known = [...app.tables.keys(), ...app.globalTables.keys()].join(', ');
+  const known = [...app.tables.values(), ...app.globalTables.values()]
+    .filter((t) => t.system !== true)
+    .map((t) => t.name)
+    .join(', ');
   throw new UnknownTableError(`no table "${name}"; tables: ${known || 'none'}`, { table: name });
 }
 

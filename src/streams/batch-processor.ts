@@ -10,6 +10,7 @@ import {
   HandlerContext,
   hasTimers,
   isThenable,
+  recordInputOffsets,
   SCHEDULE_KIND_PREFIX,
   timerRow,
   timerRowKey,
@@ -245,6 +246,7 @@ export class BatchProcessor {
   plan(): CommitPlan {
     const { app, state } = this.options;
     this.mp?.flush();
+    recordInputOffsets(state, this.nextOffsets);
     const changes = state.changes();
     const changelog: OutRecord[] = this.options.rows.encodeChanges(changes).map(({ key, value }, i) => {
       const change = changes[i]!;

@@ -49,8 +49,12 @@ export interface PartitionLease {
   changelogEnd(): Promise<number>;
   /** The changelog partition from `fromOffset` up to its end as of the call, in chunks. */
   readChangelog(fromOffset: number): AsyncIterable<readonly LogRecord[]>;
-  /** After fence and catch-up: input flows from the committed offsets (a zombie may have moved them). */
-  resume(): Promise<void>;
+  /**
+   * After fence and catch-up: input flows from `startAt`, the next offsets the restored copy
+   * records (written in the same transactions as its rows, so final once fenced), or from the
+   * log's committed offsets where those are later (written by an owner that kept no rows).
+   */
+  resume(startAt: ReadonlyMap<string, number>): Promise<void>;
   /**
    * Next input records in log order, at most `maxRecords`, of `topics` only when given (the
    * others stay queued). Waits up to `maxWaitMs` when none are ready; returns [] on timeout or

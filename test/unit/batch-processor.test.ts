@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
-import { compileApp, defineApp, globalViews, record, table, type CompiledApp } from '../../src/procedures/index.js';
+import { compileApp, defineApp, globalViews, INPUT_OFFSETS_TABLE, record, table, type CompiledApp } from '../../src/procedures/index.js';
 import { PartitionState, partitionForKey } from '../../src/state/index.js';
 import { decodeChangeKey } from '../../src/codec/index.js';
 import { BatchProcessor, DLQ_HEADERS, type DeadLetterReason, type LogRecord, type OutRecord } from '../../src/streams/index.js';
@@ -251,13 +251,17 @@ function decodeOut(h: Harness, out: OutRecord): { name: string; value: Record<st
   return { name: decoded.name, value: { ...(decoded.value as Record<string, unknown>) } };
 }
 
-/** The changelog records of the open batch, decoded: `table/key` → row (undefined = tombstone). */
-function changelog(h: Harness): Map<string, unknown> {
+/**
+ * The changelog records of the open batch, decoded: `table/key` → row (undefined = tombstone);
+ * the input offsets' rows only when asked for.
+ */
+function changelog(h: Harness, withOffsets = false): Map<string, unknown> {
   const out = new Map<string, unknown>();
   for (const r of recordsOf(h, 'bank-changelog')) {
     assert.equal(r.partition, h.state.partition, 'changelog partition = state partition');
     assert.ok(r.key, 'changelog records are keyed');
     const { table: name, key } = decodeChangeKey(r.key);
+    if (name === INPUT_OFFSETS_TABLE && !withOffsets) continue;
     const type = h.app.tables.get(name)!.valueType;
     const row = `${name}/${String(key)}`;
     assert.equal(out.has(row), false, `one changelog record per row, ${row} twice`);
@@ -334,6 +338,15 @@ describe('BatchProcessor: applying a batch', () => {
         { topic: 'deposits', partition: PARTITION, offset: 13 },
       ],
       'next offset to read, per input topic',
+    );
+    const offsetRows = [...changelog(h, true)].filter(([row]) => row.startsWith(`${INPUT_OFFSETS_TABLE}/`));
+    assert.deepEqual(
+      new Map(offsetRows),
+      new Map([
+        [`${INPUT_OFFSETS_TABLE}/commands`, { next: 41 }],
+        [`${INPUT_OFFSETS_TABLE}/deposits`, { next: 13 }],
+      ]),
+      'the same offsets are changelog rows of the batch (a new owner resumes from them)',
     );
     assert.deepEqual(deadLetters(h), []);
     assert.deepEqual(h.observed.handled, [], 'events are counted once their batch is committed');
@@ -481,7 +494,7 @@ describe('BatchProcessor: handler atomicity and dead letters', () => {
       assert.ok((headers[DLQ_HEADERS.error] ?? '').length > 0, 'the error says what is wrong');
       assert.deepEqual(letter.value, inputs[i]!.value);
     });
-    assert.deepEqual(h.state.changes(), []);
+    assert.deepEqual(h.state.changes().filter((c) => c.table !== INPUT_OFFSETS_TABLE), [], 'no row changed but the offsets');
     assert.deepEqual(h.processor.plan().offsets, [{ topic: 'deposits', partition: PARTITION, offset: 5 }]);
   });
 

@@ -304,7 +304,7 @@ describe('PartitionOwner: fenced while owning', () => {
     const trace = lease.compactTrace();
     const fenced = trace.indexOf('confirmOwnership');
     assert.ok(fenced > 0, 'ownership was confirmed');
-    assert.deepEqual(trace.slice(fenced - 3, fenced + 6), ['poll', 'commit', 'rewind', 'confirmOwnership', 'fence', 'changelogEnd', 'readChangelog:1', 'resume', 'poll']);
+    assert.deepEqual(trace.slice(fenced - 3, fenced + 6), ['poll', 'commit', 'rewind', 'confirmOwnership', 'fence', 'changelogEnd', 'readChangelog:2', 'resume', 'poll']);
     const tally = { [ALICE]: 17, [BOB]: 5 };
     assert.deepEqual(Ledger.balances(owner.readable()), tally, 'the zombie’s batch is in the state once; the failed batch is not');
     assert.deepEqual(ledger.changelogRows(P), tally);
@@ -321,6 +321,32 @@ describe('PartitionOwner: fenced while owning', () => {
     lease.revoke();
     await run;
     assert.equal(owner.role, 'closing');
+  });
+
+  it('a log that answers committed offsets from before the last commit: input resumes from the copy’s offset rows, nothing applied twice (fault B)', async () => {
+    const { ledger, log, ctx } = fixture();
+    const first = log.lease(P);
+    const before = PartitionOwner.forLease(P, ctx, first);
+    const running = before.own(first);
+    await untilProcessing(before, first);
+    ledger.deposit(P, ALICE, 10);
+    ledger.deposit(P, ALICE, 5);
+    await waitFor(() => log.committedOffset('deposits', P) === 2, 'the deposits to commit');
+    first.revoke();
+    await running;
+
+    // The new owner's log still answers the offset from before the last commit.
+    const second = log.lease(P);
+    second.script.staleCommittedOffsets = new Map([['deposits', 1]]);
+    const after = PartitionOwner.forLease(P, ctx, second);
+    const run = after.own(second);
+    await untilProcessing(after, second);
+    ledger.deposit(P, BOB, 3);
+    await waitFor(() => log.committedOffset('deposits', P) === 3, 'the next deposit to commit');
+    assert.deepEqual(Ledger.balances(after.readable()), { [ALICE]: 15, [BOB]: 3 }, 'the last deposit before the handover is applied once');
+    assert.deepEqual(ledger.changelogRows(P), { [ALICE]: 15, [BOB]: 3 });
+    second.revoke();
+    await run;
   });
 
   it('no longer the owner: closes without fencing again', async () => {

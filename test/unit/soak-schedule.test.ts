@@ -50,6 +50,16 @@ test('options leave out the embedded track and the service faults', () => {
   assert.ok(s.cluster.every((p) => p.fault.kind !== 'broker-restart'));
 });
 
+test('--faults keeps only the kinds asked for', () => {
+  const s = buildSchedule({ ...options, seed: 4, faults: ['broker-restart', 'disk-full'] });
+  assert.equal(s.redis.length, 0);
+  assert.ok(s.cluster.length > 0 && s.cluster.every((p) => p.fault.kind === 'broker-restart'));
+  assert.ok(s.embedded.length > 0 && s.embedded.every((p) => p.fault.kind === 'disk-full'));
+  assert.deepEqual(parseArgs(['--faults', 'broker-restart,pause']).faults, ['broker-restart', 'pause']);
+  assert.throws(() => parseArgs(['--faults', 'broker-restart,meteor']), /unknown kind "meteor"/);
+  assert.equal(replayCommand(parseArgs(['--seed', '2', '--faults=pause'])), 'npm run soak -- --minutes 3 --seed 2 --faults pause');
+});
+
 test('an hour spreads many faults of every kind', () => {
   const s = buildSchedule({ ...options, seed: 9, minutes: 60 });
   assert.ok(s.cluster.length >= 20, `${s.cluster.length} cluster faults`);

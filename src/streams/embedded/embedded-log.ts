@@ -341,8 +341,13 @@ class EmbeddedLease implements PartitionLease {
     if (!this.live) throw new LeaseRevokedError(`lease of partition ${this.partition} has ended`, { partition: this.partition });
   }
 
-  async resume(): Promise<void> {
+  /** The journal commits offsets with the changelog in one write: the copy's agree with its own. */
+  async resume(startAt: ReadonlyMap<string, number>): Promise<void> {
     this.resetCursors();
+    for (const [topic, offset] of startAt) {
+      const committed = this.cursors.get(topic);
+      if (committed !== undefined) this.cursors.set(topic, Math.max(committed, offset));
+    }
   }
 
   async confirmOwnership(): Promise<boolean> {

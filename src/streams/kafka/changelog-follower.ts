@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { describeError } from '../../errors.js';
 import type { ChangelogFollower, ChangelogSink } from '../event-log.js';
 import { selfAssigner } from './assigner.js';
+import { CONSUMER_RETRY } from './client.js';
 import { fromKafka } from './records.js';
 
 /**
@@ -25,6 +26,7 @@ export class KafkaChangelogFollower implements ChangelogFollower {
     if (from.size === 0) return;
     const partitions = [...from.keys()].sort((a, b) => a - b);
     const consumer = this.kafka.consumer({
+      retry: CONSUMER_RETRY,
       groupId: `farad-standby-${this.topic}-${randomUUID()}`,
       partitionAssigners: [selfAssigner(() => ({ [this.topic]: partitions }))],
       readUncommitted: false,

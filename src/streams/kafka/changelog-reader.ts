@@ -3,6 +3,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { LogRecord } from '../records.js';
 import { selfAssigner } from './assigner.js';
+import { CONSUMER_RETRY } from './client.js';
 import { fromKafka } from './records.js';
 import { watermarksOf } from './retry-transient.js';
 
@@ -24,6 +25,7 @@ export async function* readPartition(
 ): AsyncGenerator<readonly LogRecord[]> {
   if (fromOffset >= endOffset) return;
   const consumer = kafka.consumer({
+    retry: CONSUMER_RETRY,
     groupId: `farad-reader-${topic}-${partition}-${randomUUID()}`,
     partitionAssigners: [selfAssigner(() => ({ [topic]: [partition] }))],
     readUncommitted: false,

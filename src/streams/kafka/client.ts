@@ -3,7 +3,7 @@ import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
-import { Kafka, logLevel, type ISocketFactory, type KafkaConfig, type SASLOptions } from 'kafkajs';
+import { Kafka, logLevel, type ISocketFactory, type KafkaConfig, type RetryOptions, type SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
 import { ConfigError, describeError } from '../../errors.js';
 import { CLIENT_CERT_REFUSED, EXPIRED_SERVER, NOT_TLS, UNTRUSTED_SERVER } from '../../tls.js';
@@ -79,11 +79,46 @@ export function kafkaClientConfig(connection: KafkaConnection, logger: Logger): 
   return config;
 }
 
-/** A kafkajs client; its TLS files are checked first (a ConfigError names the setting of a file that is not what it should be). */
-export function createKafka(connection: KafkaConnection, logger: Logger): Kafka {
+/** How long the group consumer keeps retrying through a broker outage before it gives up. */
+export const CONSUMER_OUTAGE_BUDGET_MS = 45_000;
+
+/**
+ * Retries of the group consumer (its client's too, which its connections and metadata use).
+ * kafkajs's default budget (5 retries, ~9 s) is shorter than a broker restart (15–30 s here):
+ * the consumer then "crashed" and kafkajs restarted it as a new group member, and a new member
+ * must drop every lease it held (its partitions may have moved meanwhile), so a routine broker
+ * restart cost a re-fence and restore of every partition (fault C in RELIABILITY.md). With this
+ * budget the consumer rides the restart out as the same member; a longer outage still ends in a
+ * crash and a rejoin. A coordinator that reloads its groups restarts their sessions, so retries
+ * stay well inside a session (a third of it, 1–5 s); that also bounds how long a stop waits.
+ */
+export function consumerRetry(sessionTimeoutMs: number): { retries: number; initialRetryTime: number; maxRetryTime: number } {
+  const initialRetryTime = 300;
+  const maxRetryTime = Math.max(1_000, Math.min(5_000, Math.floor(sessionTimeoutMs / 3)));
+  let retries = 0;
+  for (let waited = 0, wait = initialRetryTime; waited < CONSUMER_OUTAGE_BUDGET_MS; retries++, wait = Math.min(wait * 2, maxRetryTime)) waited += wait;
+  return { retries, initialRetryTime, maxRetryTime };
+}
+
+/** Retries of farad's other consumers (changelog and topic readers): the same budget. */
+export const CONSUMER_RETRY = consumerRetry(15_000);
+
+/**
+ * Retries of farad's clients (producers, admin, readers' connections): about kafkajs's budget
+ * (~25 s), but no single wait over 5 s. kafkajs's waits grow to 30 s, and a consumer that is
+ * stopped waits for the connection retry it is in: a SIGTERM during a broker outage took 15 s
+ * and more.
+ */
+export const CLIENT_RETRY = { retries: 8, initialRetryTime: 300, maxRetryTime: 5_000 } as const;
+
+/**
+ * A kafkajs client; its TLS files are checked first (a ConfigError names the setting of a file
+ * that is not what it should be). `retry` (CLIENT_RETRY by default) applies to every client it makes.
+ */
+export function createKafka(connection: KafkaConnection, logger: Logger, retry?: RetryOptions): Kafka {
   const config = kafkaClientConfig(connection, logger);
   if (connection.ssl.enabled) checkTlsFiles(connection.ssl);
-  return new Kafka(config);
+  return new Kafka({ ...config, retry: retry ?? CLIENT_RETRY });
 }
 
 function readTlsFile(ssl: KafkaTlsSettings, file: TlsFile): string {

@@ -1,4 +1,4 @@
-import { fastProduceInstalled, readCommittedFixed, stableOffsets } from './kafkajs-patches.js';
+import { appliedOffsets, fastProduceInstalled, readCommittedFixed, stableOffsets } from './kafkajs-patches.js';
 import { AssignerProtocol, Partitioners, type Admin, type Batch, type Consumer, type ICustomPartitioner, type Kafka, type Message, type Producer, type RecordMetadata } from 'kafkajs';
 import { Observable, type Subscriber } from 'rxjs';
 import type { Logger } from 'pino';
@@ -8,7 +8,7 @@ import type { CommitPlan, LogRecord, OutRecord } from '../records.js';
 import { faradAssigner } from './assigner.js';
 import { KafkaChangelogFollower } from './changelog-follower.js';
 import { readPartitionToEnd } from './changelog-reader.js';
-import { createKafka, type KafkaConnection } from './client.js';
+import { consumerRetry, createKafka, type KafkaConnection } from './client.js';
 import { fromKafka, toTopicMessageSlices } from './records.js';
 import { ensureKafkaTopics } from './topics.js';
 import { retryTransient, watermarksOf } from './retry-transient.js';
@@ -182,17 +182,25 @@ export class KafkaLog implements EventLog {
    * Offsets the group has committed for the input topics of one partition, with every finished
    * transaction's commit in them (stable); a topic without one starts at its first offset held.
    */
-  async committedOffsets(partition: number): Promise<Map<string, number>> {
+  async committedOffsets(partition: number, topics: readonly string[] = this.options.inputTopics): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     const unstable = (waitedMs: number): void =>
       this.options.logger.warn(
         { partition, waitedMs },
         'the group coordinator still holds an unfinished transactional offset commit of this partition; starting from the offsets it has applied, which may process the last committed batch again',
       );
-    for (const [topic, committed] of await stableOffsets(this.admin, this.options.group, this.options.inputTopics, partition, unstable)) {
+    for (const [topic, committed] of await stableOffsets(this.admin, this.options.group, topics, partition, unstable)) {
       out.set(topic, committed >= 0 ? committed : (await watermarksOf(this.admin, topic, partition)).low);
     }
     return out;
+  }
+
+  /**
+   * The offsets the group has applied for the input topics of one partition (-1: none), without
+   * waiting for a pending transactional commit: a lower bound of what committed.
+   */
+  async appliedOffsets(partition: number, topics: readonly string[]): Promise<Map<string, number>> {
+    return appliedOffsets(this.admin, this.options.group, topics, partition);
   }
 
   async endOffset(topic: string, partition: number): Promise<number> {
@@ -201,7 +209,10 @@ export class KafkaLog implements EventLog {
 
   private async startConsumer(subscriber: Subscriber<PartitionLease>, membership: MembershipPolicy): Promise<void> {
     const { options } = this;
-    const consumer = this.kafka.consumer({
+    // Its own client: the longer retry budget must cover its connections too (see consumerRetry).
+    const retry = consumerRetry(options.sessionTimeoutMs);
+    const consumer = createKafka(options.connection, options.logger, retry).consumer({
+      retry,
       groupId: options.group,
       sessionTimeout: options.sessionTimeoutMs,
       heartbeatInterval: options.heartbeatIntervalMs,
@@ -418,10 +429,19 @@ class KafkaLease implements PartitionLease {
     return this.log.stillAssigned(this);
   }
 
-  /** After fence and catch-up: input starts at the committed offsets (a zombie may have moved them). */
-  async resume(): Promise<void> {
+  /**
+   * After fence and catch-up: input starts at the copy's offsets, or at the group's when those
+   * are later (during a rolling upgrade, an owner on an earlier farad committed offsets without
+   * rows). A topic the copy has no row for waits for a stable answer from the group coordinator.
+   */
+  async resume(startAt: ReadonlyMap<string, number>): Promise<void> {
     if (!this.live) throw new LeaseRevokedError(`partition ${this.partition} is no longer assigned here`, { partition: this.partition });
-    const committed = await this.log.committedOffsets(this.partition);
+    const inCopy = this.options.inputTopics.filter((topic) => startAt.has(topic));
+    const notInCopy = this.options.inputTopics.filter((topic) => !startAt.has(topic));
+    const committed = new Map(notInCopy.length > 0 ? await this.log.committedOffsets(this.partition, notInCopy) : []);
+    if (inCopy.length > 0) {
+      for (const [topic, applied] of await this.log.appliedOffsets(this.partition, inCopy)) committed.set(topic, Math.max(applied, startAt.get(topic)!));
+    }
     this.queue = [];
     this.head = 0;
     this.uncommitted = [];

@@ -5,6 +5,7 @@
 export { readCommittedFixed } from './read-committed.js';
 export { fastProduceInstalled } from './fast-produce.js';
 export { fastRecordsInstalled } from './fast-records.js';
-export { stableOffsets } from './offset-fetch-stable.js';
+export { appliedOffsets, stableOffsets } from './offset-fetch-stable.js';
+export { consumerRetryFixed } from './consumer-retry-fix.js';
 import './coordinator-cache.js';
 import './request-queue-fix.js';

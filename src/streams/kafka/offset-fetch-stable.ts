@@ -173,6 +173,18 @@ export async function stableOffsets(
       } else await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }
+  return offsetsOf(fetched, partition);
+}
+
+/**
+ * The offsets the group has applied (-1: none), without waiting for a pending commit: they may
+ * lag a transaction that committed, never lead one.
+ */
+export async function appliedOffsets(admin: Admin, groupId: string, topics: readonly string[], partition: number): Promise<Map<string, number>> {
+  return offsetsOf(await retryTransient(() => admin.fetchOffsets({ groupId, topics: [...topics] })), partition);
+}
+
+function offsetsOf(fetched: Awaited<ReturnType<Admin['fetchOffsets']>>, partition: number): Map<string, number> {
   const out = new Map<string, number>();
   for (const { topic, partitions } of fetched) out.set(topic, Number(partitions.find((p) => p.partition === partition)?.offset ?? -1));
   return out;

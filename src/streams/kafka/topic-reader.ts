@@ -7,7 +7,7 @@ import type { TopicSpec } from '../event-log.js';
 import type { LogRecord, OutRecord } from '../records.js';
 import { selfAssigner } from './assigner.js';
 import { readPartitionToEnd } from './changelog-reader.js';
-import { createKafka, type KafkaConnection } from './client.js';
+import { CONSUMER_RETRY, createKafka, type KafkaConnection } from './client.js';
 import { fromKafka, toTopicMessageSlices } from './records.js';
 import { ensureKafkaTopics } from './topics.js';
 import { retryTransient, watermarksOf } from './retry-transient.js';
@@ -91,6 +91,7 @@ export class KafkaTopicReader {
     const partitions = [...from.keys()].sort((a, b) => a - b);
     if (partitions.length === 0 || signal.aborted) return;
     const consumer = this.kafka.consumer({
+      retry: CONSUMER_RETRY,
       groupId: `farad-tail-${topic}-${randomUUID()}`,
       partitionAssigners: [selfAssigner(() => ({ [topic]: partitions }))],
       readUncommitted: false,

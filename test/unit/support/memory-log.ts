@@ -66,6 +66,11 @@ export interface LeaseScript {
   readChangelogGate: Gate | undefined;
   /** Answers of the next confirmOwnership calls, in order (then `true`). */
   confirmOwnership: boolean[];
+  /**
+   * Committed offsets the log answers at the next resume instead of its own, as a Kafka group
+   * coordinator that has not applied a transaction's offset commit yet answers (fault B).
+   */
+  staleCommittedOffsets: Map<string, number> | undefined;
 }
 
 interface Waiter {
@@ -288,6 +293,7 @@ export class MemoryLease implements PartitionLease {
     fenceGate: undefined,
     readChangelogGate: undefined,
     confirmOwnership: [],
+    staleCommittedOffsets: undefined,
   };
   /** Commits this lease made (plans as written). */
   readonly commits: CommitPlan[] = [];
@@ -349,9 +355,17 @@ export class MemoryLease implements PartitionLease {
     yield* this.log.readRange(this.log.options.changelogTopic, this.partition, fromOffset);
   }
 
-  async resume(): Promise<void> {
+  async resume(startAt: ReadonlyMap<string, number>): Promise<void> {
     this.trace.push('resume');
     this.rewindCursors();
+    const stale = this.script.staleCommittedOffsets;
+    this.script.staleCommittedOffsets = undefined;
+    for (const [topic, offset] of stale ?? []) this.cursors!.set(topic, offset);
+    // As on Kafka: the copy's offsets, or the log's when later (written by an owner without rows).
+    for (const [topic, offset] of startAt) {
+      const committed = this.cursors?.get(topic);
+      if (committed !== undefined) this.cursors!.set(topic, Math.max(committed, offset));
+    }
   }
 
   async poll(maxRecords: number, maxWaitMs: number, topics?: readonly string[]): Promise<readonly LogRecord[]> {
@@ -569,7 +583,8 @@ export class Ledger {
     const schema = this.app.tables.get('balances')!;
     const rows: Record<string, number> = {};
     for (const r of this.log.changelog(partition)) {
-      const [, account] = JSON.parse(r.key!.toString('utf8')) as [string, string];
+      const [table, account] = JSON.parse(r.key!.toString('utf8')) as [string, string];
+      if (table !== 'balances') continue;
       if (r.value === null) delete rows[account];
       else rows[account] = (schema.valueType.fromBuffer(rowSchemaOf(r.value) ? r.value.subarray(10) : r.value) as Balance).balance;
     }
