@@ -136,6 +136,11 @@ export function isRetriable(err: unknown): boolean {
   return true;
 }
 
+/** A partition count change (`farad repartition`) cannot go on as asked; the message says why and what to do. */
+export class RepartitionError extends FaradError {
+  readonly code = 'repartition';
+}
+
 /** The embedded log's data directory is used by another live process. */
 export class LogLockedError extends FaradError {
   readonly code = 'log_locked';

@@ -21,6 +21,8 @@ export interface TableDef<K extends string | number = string | number, V = unkno
   readonly formerly?: readonly string[];
   /** Rewrites rows of old schema versions Avro cannot resolve (see TableMigration). */
   readonly migrate?: TableMigration<V>;
+  /** A `local` table's rows when the app moves to another partition count (see LocalRegroup). */
+  readonly regroup?: LocalRegroup<V>;
   /** Compile-time only. */
   readonly __key?: K;
 }
@@ -39,6 +41,17 @@ export interface TableMigration<V> {
   up(oldRow: any): V;
 }
 
+/**
+ * What becomes of a `local` table's rows when `farad repartition` moves the app to another
+ * partition count (a local row is a per-partition aggregate; no key says where it belongs):
+ * - `{ merge }`: the rows every old partition holds under one key are folded with `merge` (in
+ *   partition order; deterministic) into one row, kept in the new partition that key hashes to,
+ *   so what queries merge over all partitions is unchanged when `merge` is what they merge with;
+ * - `'reset'`: the rows are dropped; the app builds them again from new input.
+ * A partitioned table needs none: each row goes to the partition its key now hashes to.
+ */
+export type LocalRegroup<V> = 'reset' | { merge(a: V, b: V): V };
+
 export interface GlobalTableDef<K extends string | number = string | number, V = unknown>
   extends TableDef<K, V> {
   /** Rows loaded into every partition at start; validated against the value schema. */
@@ -53,6 +66,7 @@ export function table<K extends TableKeyType, V>(def: {
   /** Former names of this table (a rename): `formerly: 'votes'` or a list. */
   formerly?: string | readonly string[];
   migrate?: TableMigration<V>;
+  regroup?: LocalRegroup<V>;
 }): TableDef<KeyValue<K>, V> {
   const formerly = def.formerly === undefined ? undefined : typeof def.formerly === 'string' ? [def.formerly] : [...def.formerly];
   return {
@@ -61,6 +75,7 @@ export function table<K extends TableKeyType, V>(def: {
     scope: def.scope ?? 'partitioned',
     ...(formerly ? { formerly } : {}),
     ...(def.migrate ? { migrate: def.migrate } : {}),
+    ...(def.regroup ? { regroup: def.regroup } : {}),
   };
 }
 

@@ -1,6 +1,6 @@
 import type avro from 'avsc';
 import { AppDefinitionError } from '../errors.js';
-import type { App, GlobalTableDef, ProcedureDef, QueryDef, ScheduleDef, TableDef, TableKeyType, TableMigration, TableScope, TimerDef } from './app.js';
+import type { App, GlobalTableDef, LocalRegroup, ProcedureDef, QueryDef, ScheduleDef, TableDef, TableKeyType, TableMigration, TableScope, TimerDef } from './app.js';
 import { isAsyncFunction, isGeneratorFunction } from './determinism.js';
 import { compileSchedule } from './schedules.js';
 import { parseType, type RecordSchema } from './schema.js';
@@ -43,6 +43,8 @@ export interface CompiledTable {
   /** Names this table had before (a rename). */
   readonly formerly: readonly string[];
   readonly migrate?: TableMigration<unknown> | undefined;
+  /** A local table's rows on a repartition (see LocalRegroup). */
+  readonly regroup?: LocalRegroup<unknown> | undefined;
   /** farad's own table (timers): not in handlers' `ctx.tables`. */
   readonly system?: boolean;
 }
@@ -341,7 +343,12 @@ function compileTable(name: string, def: TableDef, global: boolean): CompiledTab
     if (typeof up !== 'function') fail(`table "${name}": migrate.up must be a function (oldRow) => newRow`);
     if (isAsyncFunction(up)) fail(`table "${name}": migrate.up is async; migrations must be synchronous and deterministic`);
   }
-  return { name, keyType: def.key, valueType, scope: def.scope, global, formerly, migrate: def.migrate };
+  if (def.regroup !== undefined) {
+    if (def.scope !== 'local') fail(`table "${name}": regroup is for local tables (a partitioned table's rows go where their keys hash)`);
+    const { regroup } = def;
+    if (regroup !== 'reset' && typeof (regroup as { merge?: unknown }).merge !== 'function') fail(`table "${name}": regroup must be 'reset' or { merge(a, b) }`);
+  }
+  return { name, keyType: def.key, valueType, scope: def.scope, global, formerly, migrate: def.migrate, ...(def.regroup ? { regroup: def.regroup as LocalRegroup<unknown> } : {}) };
 }
 
 /** Checks renames and drops against each other and the tables; returns the dropped names. */
