@@ -32,8 +32,8 @@ export default defineApp({
   },
   tables: {
     votesByPhone: table({ key: 'long', value: schemas.PhoneVotes }),
-    // Per-partition running totals; the leaderboard query sums them.
-    votesByContestant: table({ key: 'int', value: schemas.VoteCount, scope: 'local' }),
+    // Per-partition running totals; the leaderboard query sums them (and a repartition too).
+    votesByContestant: table({ key: 'int', value: schemas.VoteCount, scope: 'local', regroup: { merge: (a, b) => ({ votes: a.votes + b.votes }) } }),
   },
   globalTables: {
     contestants: globalTable({

@@ -9,6 +9,7 @@ import { availableCores, superviseWorkers, workerLinkFromEnvironment } from '../
 import { initApp, nextSteps } from './init.js';
 import { loadApp } from './load-app.js';
 import { produce } from './produce.js';
+import { repartitionCommand } from './repartition.js';
 import { snapshotCommand } from './snapshot.js';
 import { DEAD_LETTER_REASONS } from '../streams/index.js';
 import { DEFAULT_BATCH_SIZE, dlqList, dlqReplay, parseSinceOption } from './dlq.js';
@@ -119,6 +120,21 @@ for (const [action, description] of [
     await snapshotCommand(app, config, { action, partitions: opts.partition, id: opts.id }, logger, (line) => process.stdout.write(`${line}\n`)).catch(explained(config));
   });
 }
+
+program
+  .command('repartition')
+  .description('grow the app to more partitions; with --plan, read its state and say where every row would go (changes nothing)')
+  .requiredOption('--app <dir>', 'directory (or file) of the app')
+  .requiredOption('--partitions <n>', 'the new partition count, larger than today', parsePositiveOption)
+  .option('--config <file>', 'YAML or JSON configuration file')
+  .option('--plan', 'only report what the move would do')
+  .action(async (opts: { app: string; partitions: number; config?: string; plan?: boolean }) => {
+    const app = await loadApp(opts.app);
+    const config = loadConfig({ file: opts.config, settingNames: settingNamesOf(app) });
+    const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+    logWarnings(config, logger);
+    await repartitionCommand(app, config, { partitions: opts.partitions, plan: opts.plan === true }, logger, (line) => process.stdout.write(`${line}\n`)).catch(explained(config));
+  });
 
 program
   .command('tail')
