@@ -59,3 +59,21 @@ test('topic generations, and malformed records refused', () => {
   assert.throws(() => parseLayout('{"generation":-1,"partitions":4}'), /needs a generation/);
   assert.throws(() => parseLayout('{"generation":0,"partitions":4,"move":{"state":"flying"}}'), /move is malformed/);
 });
+
+test('an app at a later generation: its partitions, and its own input, changelog and protocol topics', async () => {
+  const { appAtGeneration } = await import('../../src/repartition/generation.js');
+  const { compileApp } = await import('../../src/procedures/index.js');
+  const { default: voter } = await import('../../examples/voter/index.js');
+  const app = compileApp(voter);
+  assert.equal(appAtGeneration(app, initialLayout(app.partitions)), app, 'generation 0 is the app as defined');
+  assert.throws(() => appAtGeneration(app, initialLayout(12)), /fixed at its first start/);
+  const grown = appAtGeneration(app, advance(advance(advance(planMove(initialLayout(8), 12, 0), 'quiescing'), 'copying', { votes: [] }), 'switched'));
+  assert.equal(grown.partitions, 12);
+  assert.deepEqual(grown.inputTopics, ['votes.g1']);
+  assert.equal(grown.events.get('Vote')?.inputTopic, 'votes.g1');
+  assert.equal(grown.eventsByFullName.get('voter.Vote')?.inputTopic, 'votes.g1');
+  assert.equal(grown.changelogTopic, 'voter-changelog.g1');
+  assert.deepEqual(grown.outputTopics, app.outputTopics, 'outputs grow in place');
+  assert.equal(grown.deadLetterTopic, app.deadLetterTopic);
+  assert.equal(app.partitions, 8, 'the app itself is unchanged');
+});
