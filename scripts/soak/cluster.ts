@@ -55,6 +55,8 @@ export class Cluster {
   /** Instances a fault holds down or paused on purpose: the watchdog leaves them alone. */
   private readonly held = new Set<FaradInstance>();
   private watching: NodeJS.Timeout | undefined;
+  /** True while the cluster track restarts the broker (the Redis track's snapshot check waits for it). */
+  private brokerRestarting = false;
 
   private constructor(private readonly recorder: Recorder) {}
 
@@ -207,12 +209,17 @@ export class Cluster {
   private async brokerRestart(downMs: number): Promise<Record<string, unknown>> {
     if (servicePid('kafka') === undefined) return { skipped: 'the broker was not started by scripts/services-up.sh (no live .services/kafka.pid): left alone' };
     const started = Date.now();
-    await stopService('kafka');
-    const stoppedMs = Date.now() - started;
-    await sleep(downMs);
-    const t = Date.now();
-    await startService('kafka');
-    return { stopMs: stoppedMs, downMs, startMs: Date.now() - t, brokerDownMs: Date.now() - started };
+    this.brokerRestarting = true;
+    try {
+      await stopService('kafka');
+      const stoppedMs = Date.now() - started;
+      await sleep(downMs);
+      const t = Date.now();
+      await startService('kafka');
+      return { stopMs: stoppedMs, downMs, startMs: Date.now() - t, brokerDownMs: Date.now() - started };
+    } finally {
+      this.brokerRestarting = false;
+    }
   }
 
   async injectRedis(planned: Planned<RedisFault>): Promise<Record<string, unknown>> {
@@ -223,6 +230,11 @@ export class Cluster {
     if (f.kind === 'redis-outage') await sleep(f.outageMs);
     await startService('redis');
     const downMs = Date.now() - started;
+    // A snapshot is taken of state that changed, and state changes by commits, which need the
+    // broker: when the cluster track restarts the broker meanwhile, the 30 s start once it is back.
+    const brokerWait = Date.now();
+    while (this.brokerRestarting && Date.now() - brokerWait < 180_000) await sleep(500);
+    const waitedForBrokerMs = Date.now() - brokerWait;
     // Snapshots resume once Redis is back (they are skipped meanwhile).
     const since = await Promise.all(this.instances.map(async (i) => ({ i, generation: i.generation, ok: await metric(i.base, 'farad_snapshots_total', { outcome: 'ok' }) })));
     const skipped = (await Promise.all(this.instances.map((i) => metric(i.base, 'farad_snapshots_total', { outcome: 'skipped' })))).reduce<number>((a, b) => a + (b ?? 0), 0);
@@ -236,7 +248,7 @@ export class Cluster {
       }
       await sleep(500);
     }
-    if (resumedMs === undefined) this.recorder.violation(`${f.kind}: no instance wrote a snapshot within ${(6 * SNAPSHOT_INTERVAL_MS) / 1000} s after Redis came back`, 'redis');
-    return { downMs, snapshotsResumedAfterMs: resumedMs ?? null, snapshotsSkippedSoFar: skipped };
+    if (resumedMs === undefined) this.recorder.violation(`${f.kind}: no instance wrote a snapshot within ${(6 * SNAPSHOT_INTERVAL_MS) / 1000} s after Redis${waitedForBrokerMs > 1000 ? ' and the broker' : ''} came back`, 'redis');
+    return { downMs, ...(waitedForBrokerMs > 1000 ? { waitedForBrokerMs } : {}), snapshotsResumedAfterMs: resumedMs ?? null, snapshotsSkippedSoFar: skipped };
   }
 }
