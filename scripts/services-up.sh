@@ -345,8 +345,12 @@ start_kafka() {
 
   if [[ ! -f "$KAFKA_DATA/meta.properties" ]]; then
     local cluster_id
-    # 16 random bytes, URL-safe base64 without padding: a valid Kafka Uuid.
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    # 16 random bytes, URL-safe base64 without padding: a valid Kafka Uuid. One that starts with
+    # '-' would be read as an option by StorageTool's argument parser (1 time in 64): draw again.
+    cluster_id=-
+    while [[ "$cluster_id" == -* ]]; do
+      cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    done
     log "formatting $KAFKA_DATA (cluster id $cluster_id) with SCRAM-SHA-256/512 user $SCRAM_USER"
     rm -rf "$KAFKA_DATA"
     mkdir -p "$KAFKA_DATA"
