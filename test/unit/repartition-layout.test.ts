@@ -77,3 +77,26 @@ test('an app at a later generation: its partitions, and its own input, changelog
   assert.equal(grown.deadLetterTopic, app.deadLetterTopic);
   assert.equal(app.partitions, 8, 'the app itself is unchanged');
 });
+
+test('the embedded log keeps the layout record in its data directory, replaced whole', async () => {
+  const { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { LAYOUT_FILE, readLayoutFile, writeLayoutFile } = await import('../../src/repartition/layout-file.js');
+  const dir = mkdtempSync(join(tmpdir(), 'farad-layout-'));
+  try {
+    assert.deepEqual(readLayoutFile(dir, 8), initialLayout(8), 'no record: generation 0 as the app defines it');
+    const planned = planMove(initialLayout(8), 12, 5);
+    writeLayoutFile(dir, planned);
+    assert.deepEqual(readLayoutFile(dir, 8), planned);
+    const switched = advance(advance(advance(planned, 'quiescing'), 'copying', cut), 'switched');
+    writeLayoutFile(dir, switched);
+    assert.deepEqual(readLayoutFile(dir, 8), switched, 'the file says the new generation whatever the app declares');
+    assert.equal(existsSync(join(dir, `${LAYOUT_FILE}.next`)), false, 'nothing left beside it');
+    assert.match(readFileSync(join(dir, LAYOUT_FILE), 'utf8'), /"generation":1/);
+    writeFileSync(join(dir, LAYOUT_FILE), '{"generation":');
+    assert.throws(() => readLayoutFile(dir, 8), /layout record is not JSON/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
