@@ -9,6 +9,7 @@ import { test, type TestContext } from 'node:test';
 import avsc from 'avsc';
 import { defineApp, DLQ_HEADERS, record, table, type LogRecord } from '../../src/index.js';
 import { partitionForKey } from '../../src/state/index.js';
+import { INPUT_OFFSETS_TABLE } from '../../src/procedures/index.js';
 import { decodeChangeKey } from '../../src/codec/index.js';
 import {
   catalogOf,
@@ -210,6 +211,7 @@ test('dead letters: failed handlers leave no trace; undecodable input is dead-le
   for (const records of readTopic(log, 'dl-changelog', PARTITIONS)) {
     for (const r of records) {
       const { table: name, key } = decodeChangeKey(r.key!);
+      if (name === INPUT_OFFSETS_TABLE) continue; // farad's own: the input offsets each batch consumed
       assert.equal(name, 'balances');
       assert.ok(!String(key).startsWith('ghost-') && !String(key).startsWith('other-'), `changelog holds key ${key}`);
       assert.notEqual(r.value, null, 'nothing was deleted');

@@ -157,7 +157,13 @@ async function tailLines(t: TestContext, env: Record<string, string>, args: read
 }
 
 const byPosition = (a: { partition: number; offset: number }, b: { partition: number; offset: number }): number => a.partition - b.partition || a.offset - b.offset;
-const types = { Op: avsc.Type.forSchema(SCHEMAS.Op), Applied: avsc.Type.forSchema(SCHEMAS.Applied), Total: avsc.Type.forSchema(SCHEMAS.Total) };
+const types = {
+  Op: avsc.Type.forSchema(SCHEMAS.Op),
+  Applied: avsc.Type.forSchema(SCHEMAS.Applied),
+  Total: avsc.Type.forSchema(SCHEMAS.Total),
+  // farad's own rows of the input offsets each batch consumed (the __input_offsets table).
+  InputOffset: avsc.Type.forSchema({ type: 'record', name: 'FaradInputOffset', fields: [{ name: 'next', type: 'long' }] }),
+};
 
 /** What a record of the files must look like as a tail line: decoded here with avsc alone. */
 function expectedLine(record: LogRecord): Record<string, unknown> {
@@ -179,10 +185,10 @@ function expectedLine(record: LogRecord): Record<string, unknown> {
       },
     };
   }
-  // The changelog: key ["table", key]; rows of `totals` checked whole, timer rows by presence.
+  // The changelog: key ["table", key]; rows of `totals` and input offsets checked whole, timer rows by presence.
   const [table, rowKey] = JSON.parse(record.key!.toString()) as [string, string];
   if (record.value === null) return { ...base, table, rowKey, value: null, tombstone: true };
-  return { ...base, table, rowKey, value: table === 'totals' ? body(types.Total) : '(a timer row)' };
+  return { ...base, table, rowKey, value: table === 'totals' ? body(types.Total) : table === '__input_offsets' ? body(types.InputOffset) : '(a timer row)' };
 }
 
 function comparable(line: RecordLine): Record<string, unknown> {
