@@ -30,7 +30,13 @@ const SCHEMAS: Record<'Op' | 'Applied' | 'Total', avsc.Schema> = {
   Applied: { type: 'record', name: 'Applied', namespace: 'kfix', fields: [{ name: 'id', type: 'string' }, { name: 'amount', type: 'long' }, { name: 'total', type: 'long' }] },
   Total: { type: 'record', name: 'Total', namespace: 'kfix', fields: [{ name: 'total', type: 'long' }] },
 };
-const TYPES = { Op: avsc.Type.forSchema(SCHEMAS.Op), Applied: avsc.Type.forSchema(SCHEMAS.Applied), Total: avsc.Type.forSchema(SCHEMAS.Total) };
+const TYPES = {
+  Op: avsc.Type.forSchema(SCHEMAS.Op),
+  Applied: avsc.Type.forSchema(SCHEMAS.Applied),
+  Total: avsc.Type.forSchema(SCHEMAS.Total),
+  // farad's own rows of the input offsets each batch consumed (the __input_offsets table).
+  InputOffset: avsc.Type.forSchema({ type: 'record', name: 'FaradInputOffset', fields: [{ name: 'next', type: 'long' }] }),
+};
 
 interface Names {
   readonly app: string;
@@ -159,7 +165,7 @@ function expectedLine(names: Names, r: ReadRecord): Record<string, unknown> {
   if (r.key?.startsWith('[')) {
     const [table, rowKey] = JSON.parse(r.key) as [string, string];
     if (r.value === null) return { ...base, topic: names.changelog, table, rowKey, value: null, tombstone: true };
-    return { ...base, topic: names.changelog, table, rowKey, value: table === 'totals' ? body(TYPES.Total) : '(a timer row)' };
+    return { ...base, topic: names.changelog, table, rowKey, value: table === 'totals' ? body(TYPES.Total) : table === '__input_offsets' ? body(TYPES.InputOffset) : '(a timer row)' };
   }
   return { ...base, topic: names.output, eventType: 'kfix.Applied', value: body(TYPES.Applied) };
 }
