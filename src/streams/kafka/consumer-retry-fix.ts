@@ -47,8 +47,6 @@ export function isBrokerOutage(err: unknown): boolean {
   return false;
 }
 
-const PATCHED = Symbol('farad.consumerRetry');
-
 export function isCoordinatorBusy(err: unknown): boolean {
   for (let e = err as { code?: number; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
     if (e.code !== undefined && COORDINATOR_BUSY.has(e.code)) return true;
@@ -56,7 +54,7 @@ export function isCoordinatorBusy(err: unknown): boolean {
   return false;
 }
 
-
+const PATCHED = Symbol('farad.consumerRetry');
 const { KafkaJSError } = require('kafkajs/src/errors.js') as { KafkaJSError: new (e: Error, options: { retriable: boolean; cause: Error }) => Error };
 
 /** The same error, retriable and under a name kafkajs does not bail on. */
