@@ -104,12 +104,12 @@ export function consumerRetry(sessionTimeoutMs: number): { retries: number; init
 export const CONSUMER_RETRY = consumerRetry(15_000);
 
 /**
- * Retries of farad's clients (producers, admin, readers' connections): about kafkajs's budget
- * (~25 s), but no single wait over 5 s. kafkajs's waits grow to 30 s, and a consumer that is
- * stopped waits for the connection retry it is in: a SIGTERM during a broker outage took 15 s
- * and more.
+ * Retries of farad's clients (producers, admin, readers' connections): kafkajs's count, but no
+ * single wait over 5 s. kafkajs's waits grow to 30 s, and a consumer that is stopped waits for
+ * the connection retry it is in: a SIGTERM during a broker outage took 15 s and more. The count
+ * is left unset: kafkajs warns when an idempotent producer's is limited.
  */
-export const CLIENT_RETRY = { retries: 8, initialRetryTime: 300, maxRetryTime: 5_000 } as const;
+export const CLIENT_RETRY = { maxRetryTime: 5_000 } as const;
 
 /**
  * A kafkajs client; its TLS files are checked first (a ConfigError names the setting of a file
