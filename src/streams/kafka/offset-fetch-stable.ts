@@ -169,8 +169,9 @@ export async function stableOffsets(
       if (!isUnstable(err)) throw err;
       if (Date.now() - started >= waitMs) {
         onUnstable(Date.now() - started);
-        fetched = await retryTransient(() => admin.fetchOffsets({ groupId, topics: [...topics] }));
-      } else await new Promise((resolve) => setTimeout(resolve, delay));
+        return appliedOffsets(admin, groupId, topics, partition);
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }
   return offsetsOf(fetched, partition);
